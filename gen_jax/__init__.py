@@ -1,0 +1,1 @@
+"""gen_jax: deep generative models in JAX."""
