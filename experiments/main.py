@@ -1,0 +1,33 @@
+"""Train and evaluate one config:
+
+  python -m experiments.main --config=experiments/configs/quickstart.py --workdir=runs/quickstart
+  python -m experiments.main --config=experiments/configs/glow_digits.py:cpu --workdir=runs/glow \
+      --config.train.num_steps=100
+
+Running again with the same workdir resumes from its last checkpoint.
+"""
+from __future__ import annotations
+
+import jax
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from gen_jax.train.loop import train_and_evaluate
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file (optionally PATH:VARIANT).",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for metrics, samples and checkpoints.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if not flags.FLAGS["verbosity"].present:  # keep Orbax's per-save INFO lines out of the progress bar
+    logging.set_verbosity(logging.WARNING)
+  logging.info("JAX devices: %s (process %d of %d)", jax.devices(), jax.process_index(), jax.process_count())
+  train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+
+
+if __name__ == "__main__":
+  app.run(main)

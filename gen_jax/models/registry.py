@@ -1,0 +1,36 @@
+"""Model names in configs -> Flax modules and their family's `Task`."""
+from __future__ import annotations
+
+import flax.linen as nn
+import ml_collections
+
+from gen_jax.data.spec import DataSpec
+from gen_jax.models import flows
+from gen_jax.models.flows.task import build_flow_task
+from gen_jax.train.task import Task
+
+# name -> (module class, task builder)
+MODELS = {
+    "realnvp": (flows.RealNVP, build_flow_task),
+    "glow": (flows.Glow, build_flow_task),
+    "nsf": (flows.NeuralSplineFlow, build_flow_task),
+    "maf": (flows.MAF, build_flow_task),
+}
+
+
+def _entry(name: str):
+  if name not in MODELS:
+    raise ValueError(f"model.name must be one of {sorted(MODELS)}, got {name!r}")
+  return MODELS[name]
+
+
+def build_model(model_config: ml_collections.ConfigDict, spec: DataSpec) -> nn.Module:
+  """The module named by `model_config.name`, its other fields as attributes, on the data's event shape."""
+  module_cls, _ = _entry(model_config.name)
+  kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in model_config.items() if k != "name"}
+  return module_cls(event_shape=tuple(spec.event_shape), **kwargs)
+
+
+def build_task(config: ml_collections.ConfigDict, spec: DataSpec) -> Task:
+  _, task_builder = _entry(config.model.name)
+  return task_builder(config, build_model(config.model, spec), spec)

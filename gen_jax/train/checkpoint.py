@@ -1,0 +1,58 @@
+"""Orbax checkpoints that survive a kill at any moment, and a SIGTERM that saves before exiting.
+
+Orbax writes each checkpoint into a temporary directory and renames it when complete, so a run killed
+mid-save (even by SIGKILL) leaves the last complete checkpoint intact; the partial one is ignored.
+"""
+from __future__ import annotations
+
+import os
+import signal
+
+import jax
+import orbax.checkpoint as ocp
+
+
+def make_manager(directory: str, max_to_keep: int) -> ocp.CheckpointManager:
+  options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
+                                         enable_async_checkpointing=False,
+                                         cleanup_tmp_directories=True)
+  return ocp.CheckpointManager(os.path.abspath(directory), options=options)
+
+
+def save(manager: ocp.CheckpointManager, step: int, state) -> None:
+  manager.save(step, args=ocp.args.StandardSave(state), force=True)
+  manager.wait_until_finished()
+
+
+def restore(manager: ocp.CheckpointManager, abstract_state, step: int | None = None):
+  """Restores `step` (default: the latest) into the structure, shapes and shardings of `abstract_state`."""
+  step = manager.latest_step() if step is None else step
+  if step is None:
+    raise FileNotFoundError(f"no checkpoint in {manager.directory}")
+  return manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
+
+
+def abstract_like(state_shape, state_sharding: jax.sharding.Sharding):
+  """ShapeDtypeStructs of `state_shape` carrying the (single, e.g. replicated) sharding to restore into."""
+  return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=state_sharding),
+                      state_shape)
+
+
+class TerminationFlag:
+  """Set by SIGTERM (e.g. a pre-empted job); the loop saves a checkpoint at the next step boundary."""
+
+  def __init__(self):
+    self.requested = False
+    self._previous = None
+
+  def __enter__(self):
+    self._previous = signal.signal(signal.SIGTERM, self._handle)
+    return self
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    self.requested = True
+
+  def __exit__(self, *exc):
+    signal.signal(signal.SIGTERM, self._previous)
+    return False

@@ -1,0 +1,159 @@
+"""The training loop shared by every family: train, evaluate, sample, checkpoint, resume.
+
+Writes into `workdir`:
+  config.json, data_spec.json   what `gen_jax.load_run` needs to rebuild the model
+  metrics.jsonl                 one JSON object per line: `step` and named metrics (train/*, eval/*)
+  samples/step_N.png            sample grids (images) or scatter plots (2-D data)
+  checkpoints/                  Orbax checkpoints of the whole train state
+
+A run is a pure function of its config: batch `s` is drawn by `batch_indices(s, ...)` and step `s` uses
+`fold_in(key, s)`, and compiled chunks of `steps_per_call` steps start at multiples of it, so a run killed
+at any moment and restarted from its last checkpoint ends with the same params as an uninterrupted run.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+
+import jax
+import ml_collections
+import numpy as np
+import tqdm
+
+from gen_jax import data as data_lib
+from gen_jax import models
+from gen_jax import visualize
+from gen_jax.train import checkpoint
+from gen_jax.train import sharding
+from gen_jax.train import step as step_lib
+from gen_jax.train.metrics_log import MetricsLog
+from gen_jax.train.optimizer import make_optimizer
+from gen_jax.train.task import Task
+
+
+def validate_config(config: ml_collections.ConfigDict, mesh) -> None:
+  t = config.train
+  k = t.steps_per_call
+  if k <= 0:
+    raise ValueError(f"train.steps_per_call must be a positive integer, got {k}")
+  for name in ("log_every", "eval_every", "save_every", "sample_every"):
+    value = t[name]
+    if value <= 0 or value % k:
+      raise ValueError(f"train.{name} must be a positive multiple of train.steps_per_call ({k}), got {value}")
+  sharding.check_divisible(t.batch_size, mesh, "train.batch_size")
+  sharding.check_divisible(config.eval.batch_size, mesh, "eval.batch_size")
+
+
+def _write_run_files(workdir: str, config, spec) -> None:
+  with open(os.path.join(workdir, "config.json"), "w") as f:
+    f.write(config.to_json_best_effort(indent=2))
+  with open(os.path.join(workdir, "data_spec.json"), "w") as f:
+    json.dump(dataclasses.asdict(spec), f, indent=2)
+
+
+def evaluate(task: Task, params, dataset, batch_size: int, key, mesh, evaluate_fn=None) -> dict[str, float]:
+  """Masked average of `task.evaluate` over a whole split: the last partial batch is padded and masked,
+  never dropped or duplicated."""
+  fn = evaluate_fn or jax.jit(task.evaluate)
+  totals, count = {}, 0.0
+  for i, (batch, mask) in enumerate(data_lib.padded_batches(dataset.data, batch_size)):
+    per_example = fn(params, sharding.put_global_batch(batch, sharding.batch_sharding(mesh)),
+                     jax.random.fold_in(key, i))
+    for name, values in per_example.items():
+      totals[name] = totals.get(name, 0.0) + float(np.sum(np.asarray(values, np.float64) * mask))
+    count += float(mask.sum())
+  return {name: total / count for name, total in totals.items()}
+
+
+def write_samples(path: str, samples: np.ndarray, spec, reference: np.ndarray | None = None) -> None:
+  if spec.kind == "image":
+    visualize.save_image_grid(path, samples, spec.num_levels, upscale=4 if spec.event_shape[0] <= 16 else 2)
+  else:
+    visualize.save_scatter(path, samples, reference)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, devices=None):
+  """Trains `config` in `workdir`, resuming from its last checkpoint; returns the final train state."""
+  mesh = sharding.make_mesh(devices)
+  validate_config(config, mesh)
+  t = config.train
+  is_chief = jax.process_index() == 0
+  os.makedirs(workdir, exist_ok=True)
+
+  train_ds = data_lib.load_dataset(config.data.name, "train", config.data.data_dir)
+  test_ds = data_lib.load_dataset(config.data.name, "test", config.data.data_dir)
+  spec = train_ds.spec
+  task = models.build_task(config, spec)
+  optimizer = make_optimizer(config.optim, t.num_steps)
+  init_state, state_sharding = step_lib.make_init_state(task, optimizer, t.ema_decay, mesh)
+
+  key = jax.random.key(config.seed)
+  init_key, train_key, eval_key, sample_key = jax.random.split(key, 4)
+  num_train = len(train_ds.data)
+  batch_at = lambda s: train_ds.data[data_lib.batch_indices(s, t.batch_size, num_train, config.seed)]
+  init_batch = batch_at(0)
+
+  manager = checkpoint.make_manager(os.path.join(workdir, "checkpoints"), t.keep_checkpoints)
+  if manager.latest_step() is not None:
+    shapes = jax.eval_shape(init_state, init_key, init_batch)
+    state = checkpoint.restore(manager, checkpoint.abstract_like(shapes, state_sharding))
+    logging.warning("Resumed from the checkpoint at step %d", int(state.step))
+  else:
+    state = init_state(init_key, sharding.put_global_batch(init_batch, sharding.batch_sharding(mesh)))
+  start = int(state.step)
+  if is_chief:
+    _write_run_files(workdir, config, spec)
+  log = MetricsLog(os.path.join(workdir, "metrics.jsonl"), resume_step=start, enabled=is_chief)
+
+  train_steps = step_lib.make_train_steps(task, optimizer, t.ema_decay, mesh, state_sharding)
+  evaluate_fn = jax.jit(task.evaluate, in_shardings=(sharding.replicated(mesh), sharding.batch_sharding(mesh),
+                                                     sharding.replicated(mesh)),
+                        out_shardings=sharding.replicated(mesh))
+  sample_fn = jax.jit(task.sample, static_argnums=2)
+  stacked_batch_sharding = sharding.batch_sharding(mesh, 1)
+
+  step, window, window_start = start, [], time.perf_counter()
+  with checkpoint.TerminationFlag() as termination, tqdm.tqdm(
+      total=t.num_steps, initial=start, desc=config.model.name, disable=not is_chief, dynamic_ncols=True) as bar:
+    while step < t.num_steps:
+      end = min((step // t.steps_per_call + 1) * t.steps_per_call, t.num_steps)
+      batches = np.stack([batch_at(s) for s in range(step, end)])
+      state, metrics = train_steps(state, sharding.put_global_batch(batches, stacked_batch_sharding, 1),
+                                   train_key)
+      metrics = jax.device_get(metrics)
+      bad = step_lib.first_non_finite(metrics["loss"])
+      if bad is not None:
+        raise FloatingPointError(f"non-finite loss ({metrics['loss'][bad]}) at step {step + bad + 1}: "
+                                 "the run is stopped; the last checkpoint holds the last finite state")
+      window.append(metrics)
+      bar.update(end - step)
+      step = end
+      bar.set_postfix(loss=f"{float(metrics['loss'][-1]):.4f}")
+
+      if step % t.log_every == 0 or step == t.num_steps:
+        now = time.perf_counter()
+        steps_done = sum(len(m["loss"]) for m in window)
+        train = {f"train/{k}": float(np.mean(np.concatenate([m[k] for m in window]))) for k in window[0]}
+        train["train/steps_per_sec"] = steps_done / (now - window_start)
+        log.write(step, train)
+        window, window_start = [], now
+      if step % t.eval_every == 0 or step == t.num_steps:
+        results = evaluate(task, state.eval_params, test_ds, config.eval.batch_size, eval_key, mesh, evaluate_fn)
+        log.write(step, {f"eval/{k}": v for k, v in results.items()})
+        if is_chief:
+          bar.write(f"step {step}: " + ", ".join(f"eval/{k}={v:.4f}" for k, v in results.items()))
+      if is_chief and (step % t.sample_every == 0 or step == t.num_steps):
+        samples = np.asarray(sample_fn(state.eval_params, jax.random.fold_in(sample_key, step),
+                                       config.eval.num_samples))
+        write_samples(os.path.join(workdir, "samples", f"step_{step}.png"), samples, spec,
+                      reference=test_ds.data if spec.kind == "vector" else None)
+      if step % t.save_every == 0 or step == t.num_steps or termination.requested:
+        checkpoint.save(manager, step, state)
+      if termination.requested:
+        logging.warning("SIGTERM: saved a checkpoint at step %d and stopped", step)
+        break
+  manager.close()
+  return state
