@@ -36,7 +36,8 @@ def check_range(x, low: float, high: float, name: str = "x") -> None:
   """Checks low <= x <= high when `x` is concrete."""
   if not is_concrete(x) or x.size == 0:
     return
-  lo, hi = float(np.min(x)), float(np.max(x))
+  x = np.asarray(x)
+  lo, hi = float(x.min()), float(x.max())
   if not (low <= lo and hi <= high):
     raise ValueError(f"{name} must lie in [{low}, {high}], got values in [{lo}, {hi}]")
 
