@@ -1,0 +1,8 @@
+"""Shared neural-network building blocks."""
+from gen_jax.nn.conv_resnet import ConvResNet, ResidualBlock
+from gen_jax.nn.made import MADE, made_degrees, made_masks
+from gen_jax.nn.masked_dense import MaskedDense
+from gen_jax.nn.mlp import MLP
+
+__all__ = ["ConvResNet", "ResidualBlock", "MADE", "made_degrees", "made_masks", "MaskedDense",
+           "MLP"]

@@ -1,0 +1,65 @@
+"""Activation normalisation (Kingma & Dhariwal 2018, "Glow", 3.1).
+
+Per-channel affine map with parameters b, log s of shape [C], shared over the batch and the
+spatial positions:
+
+  y = (x + b) * exp(log s),     log |det dy/dx| = (H * W) * sum_c log s_c
+
+(H * W = 1 for vectors [B, D]). Data-dependent initialisation: when the parameters are created
+from a batch x (`module.init(rng, x, method=module.forward)`), b = -mean(x) and
+log s = -log(std(x) + eps) per channel, so that the output on that batch has zero mean and unit
+variance per channel. Parameters created from `inverse` (no data) start at the identity.
+"""
+from __future__ import annotations
+
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+
+class ActNorm(nn.Module):
+  """Per-channel affine normalisation with data-dependent initialisation.
+
+  Works on vectors [B, D] and images [B, H, W, C] (channel = last axis).
+
+  Attributes:
+    eps: added to the initial std before the log.
+  """
+  eps: float = 1e-6
+
+  def _params(self, x: jax.Array | None, channels: int):
+    if x is None:
+      bias_init = lambda rng, shape: jnp.zeros(shape, jnp.float32)
+      log_scale_init = lambda rng, shape: jnp.zeros(shape, jnp.float32)
+    else:
+      axes = tuple(range(x.ndim - 1))
+      x0 = jax.lax.stop_gradient(x).astype(jnp.float32)
+      bias_init = lambda rng, shape: -jnp.mean(x0, axis=axes)
+      log_scale_init = lambda rng, shape: -jnp.log(jnp.std(x0, axis=axes) + self.eps)
+    bias = self.param("bias", bias_init, (channels,))
+    log_scale = self.param("log_scale", log_scale_init, (channels,))
+    return bias, log_scale
+
+  def _check(self, x, name):
+    if x.ndim not in (2, 4):
+      raise ValueError(f"{name} must have rank 2 [B, D] or rank 4 [B, H, W, C], "
+                       f"got shape {tuple(x.shape)}")
+
+  @nn.compact
+  def __call__(self, x: jax.Array, inverse: bool = False) -> tuple[jax.Array, jax.Array]:
+    """forward (inverse=False) or inverse map of x, and its log |det J| [batch]."""
+    self._check(x, "y" if inverse else "x")
+    bias, log_scale = self._params(None if inverse else x, x.shape[-1])
+    bias, log_scale = bias.astype(x.dtype), log_scale.astype(x.dtype)
+    log_det = math.prod(x.shape[1:-1]) * jnp.sum(log_scale)
+    if inverse:
+      return x * jnp.exp(-log_scale) - bias, jnp.broadcast_to(-log_det, x.shape[:1])
+    return (x + bias) * jnp.exp(log_scale), jnp.broadcast_to(log_det, x.shape[:1])
+
+  def forward(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    return self(x)
+
+  def inverse(self, y: jax.Array) -> jax.Array:
+    return self(y, inverse=True)[0]
