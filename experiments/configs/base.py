@@ -50,3 +50,51 @@ def parse_variant(arg: str | None, known: tuple[str, ...]) -> set[str]:
   if unknown:
     raise ValueError(f"unknown config variant(s) {sorted(unknown)}; known: {list(known)}")
   return variants
+
+
+def toy2d_config(arg: str | None) -> tuple[ml_collections.ConfigDict, set[str]]:
+  """2-D toy data; `arg` = "DENSITY[,cpu]" (default eight_gaussians)."""
+  densities = ("two_moons", "eight_gaussians", "checkerboard", "rings", "swiss_roll", "pinwheel")
+  variants = parse_variant(arg, densities + ("cpu",))
+  chosen = variants & set(densities)
+  if len(chosen) > 1:
+    raise ValueError(f"choose one density, got {sorted(chosen)}")
+  config = base_config()
+  config.data.name = "toy2d/" + (chosen.pop() if chosen else "eight_gaussians")
+  config.optim.warmup_steps = 200
+  _set_schedule(config, batch_size=512, num_steps=20_000, steps_per_call=100, log_every=500, every=5000)
+  config.eval.batch_size = 2000
+  config.eval.num_samples = 5000
+  if "cpu" in variants:
+    _set_schedule(config, num_steps=5000, every=2500)
+  return config, variants
+
+
+def digits_config(arg: str | None) -> tuple[ml_collections.ConfigDict, set[str]]:
+  """The bundled 8x8 digits (17 grey levels); `arg` = "cpu" for the small variant."""
+  variants = parse_variant(arg, ("cpu",))
+  config = base_config()
+  config.data.name = "digits"
+  _set_schedule(config, batch_size=128, num_steps=20_000, steps_per_call=50, log_every=500, every=2000)
+  if "cpu" in variants:
+    _set_schedule(config, num_steps=4000)
+  return config, variants
+
+
+def mnist_config(arg: str | None) -> tuple[ml_collections.ConfigDict, set[str]]:
+  """The MNIST split (the 10k official test images, 8000 train / 2000 test); `arg` = "cpu" for the small variant."""
+  variants = parse_variant(arg, ("cpu",))
+  config = base_config()
+  config.data.name = "mnist_split"
+  _set_schedule(config, batch_size=64, num_steps=50_000, steps_per_call=50, log_every=500, every=5000)
+  if "cpu" in variants:
+    _set_schedule(config, num_steps=3000, every=1000)
+  return config, variants
+
+
+def _set_schedule(config, every: int | None = None, **train_fields) -> None:
+  """Sets train fields; `every` sets eval_every, sample_every and save_every together."""
+  for name, value in train_fields.items():
+    config.train[name] = value
+  if every is not None:
+    config.train.eval_every = config.train.sample_every = config.train.save_every = every
