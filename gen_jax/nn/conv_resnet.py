@@ -39,7 +39,9 @@ class ConvResNet(nn.Module):
     h = nn.Conv(self.hidden_channels, (3, 3), padding="SAME")(x)
     for _ in range(self.num_blocks):
       h = ResidualBlock(self.hidden_channels)(h)
-    h = nn.Conv(self.hidden_channels, (1, 1))(nn.relu(h))
+    # The 1x1 convolution as a Dense over channels: the same map, and XLA-CPU computes its weight
+    # gradient about 2x faster this way (measured in benchmarks/RESULTS.md).
+    h = nn.Dense(self.hidden_channels)(nn.relu(h))
     h = nn.relu(h)
     init = nn.initializers.zeros if self.zero_init_output else nn.initializers.lecun_normal()
     return nn.Conv(self.output_channels, (3, 3), padding="SAME", kernel_init=init,
