@@ -11,4 +11,5 @@ def get_config(arg: str | None = None):
   config.model.depth = 2
   if "cpu" in variants:
     config.model.hidden = 32
+    config.model.depth = 1
   return config
