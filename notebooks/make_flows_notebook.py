@@ -1,4 +1,9 @@
-"""Writes notebooks/flows.ipynb from the cells below (kept as code so diffs stay readable)."""
+"""Writes notebooks/flows.ipynb from the cells below (kept as code so diffs stay readable).
+
+  python notebooks/make_flows_notebook.py
+  python -c "import nbformat, nbclient; nb = nbformat.read('notebooks/flows.ipynb', 4); \
+      nbclient.NotebookClient(nb, kernel_name='python3').execute(); nbformat.write(nb, 'notebooks/flows.ipynb')"
+"""
 import nbformat as nbf
 
 cells = [
@@ -43,7 +48,7 @@ params, _, losses = train(params, optimizer.init(params), jax.random.key(1))
 test = toy2d.sample("two_moons", jax.random.key(2), 5000)
 print(f"test NLL {-model.apply(params, test, method=model.log_prob).mean():.3f} nats; "
       f"true density's NLL on the same samples {toy2d.true_nll('two_moons', test):.3f} nats")"""),
-    ("code", """lim, n = 3.0, 200
+    ("code", """lim, n = 4.0, 240
 xs = np.linspace(-lim, lim, n)
 grid = np.stack(np.meshgrid(xs, xs), -1).reshape(-1, 2)
 density = np.exp(model.apply(params, grid, method=model.log_prob)).reshape(n, n)
