@@ -22,6 +22,12 @@ def check_rank(x, rank: int, name: str = "x", layout: str = "") -> None:
     raise ValueError(f"{name} must have rank {rank}{hint}, got shape {tuple(x.shape)}")
 
 
+def check_vector_or_image(x, name: str = "x") -> None:
+  """Checks `x` is a batch of vectors [B, D] or of images [B, H, W, C]."""
+  if x.ndim not in (2, 4):
+    raise ValueError(f"{name} must have rank 2 [B, D] or rank 4 [B, H, W, C], got shape {tuple(x.shape)}")
+
+
 def check_event_shape(x, event_shape: Sequence[int], name: str = "x") -> None:
   """Checks `x` is [batch, *event_shape]."""
   event_shape = tuple(event_shape)

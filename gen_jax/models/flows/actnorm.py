@@ -18,6 +18,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gen_jax import checks
+
 
 class ActNorm(nn.Module):
   """Per-channel affine normalisation with data-dependent initialisation.
@@ -42,15 +44,10 @@ class ActNorm(nn.Module):
     log_scale = self.param("log_scale", log_scale_init, (channels,))
     return bias, log_scale
 
-  def _check(self, x, name):
-    if x.ndim not in (2, 4):
-      raise ValueError(f"{name} must have rank 2 [B, D] or rank 4 [B, H, W, C], "
-                       f"got shape {tuple(x.shape)}")
-
   @nn.compact
   def __call__(self, x: jax.Array, inverse: bool = False) -> tuple[jax.Array, jax.Array]:
     """forward (inverse=False) or inverse map of x, and its log |det J| [batch]."""
-    self._check(x, "y" if inverse else "x")
+    checks.check_vector_or_image(x, "y" if inverse else "x")
     bias, log_scale = self._params(None if inverse else x, x.shape[-1])
     bias, log_scale = bias.astype(x.dtype), log_scale.astype(x.dtype)
     log_det = math.prod(x.shape[1:-1]) * jnp.sum(log_scale)

@@ -30,6 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
 
+from gen_jax import checks
+
 
 @functools.lru_cache(maxsize=None)
 def _lu_of_random_rotation(channels: int, seed: int):
@@ -64,15 +66,10 @@ class Invertible1x1Conv(nn.Module):
              + jnp.diag(jnp.asarray(sign_s, dtype) * jnp.exp(log_abs_s.astype(dtype))))
     return jnp.asarray(p, dtype), lower, upper, log_abs_s.astype(dtype)
 
-  def _check(self, x, name):
-    if x.ndim not in (2, 4):
-      raise ValueError(f"{name} must have rank 2 [B, D] or rank 4 [B, H, W, C], "
-                       f"got shape {tuple(x.shape)}")
-
   @nn.compact
   def __call__(self, x: jax.Array, inverse: bool = False) -> tuple[jax.Array, jax.Array]:
     """forward (inverse=False) or inverse map of x, and its log |det J| [batch]."""
-    self._check(x, "y" if inverse else "x")
+    checks.check_vector_or_image(x, "y" if inverse else "x")
     p, lower, upper, log_abs_s = self._factors(x.shape[-1], x.dtype)
     log_det = math.prod(x.shape[1:-1]) * jnp.sum(log_abs_s)
     if inverse:
