@@ -14,7 +14,10 @@ Outputs (`InceptionV3.__call__` returns a dict):
   pool3:   [N, 2048] average-pooled `mixed_10` (the FID features).
   spatial: [N, 2023] the first 7 channels of `mixed_6/conv` (17 x 17), flattened in NHWC order: the
            sFID features (Nash et al. 2021).
-  logits:  [N, 1008] the classifier head, when the weights have one (`with_logits=True`).
+  logits:  [N, 1008] pool3 times the head's weights *without its bias*, when the weights have a head
+           (`with_logits=True`): the logits of the original Inception Score code (Salimans et al.
+           2016, which multiplies pool_3 by `softmax/logits/MatMul`'s weights) and torch-fidelity's
+           `logits_unbiased`.
 Input: [N, 299, 299, 3] float32, (x - 128) / 128 of an RGB image in [0, 255] (see `resize.py`).
 """
 import flax.linen as nn
@@ -179,7 +182,7 @@ class InceptionV3(nn.Module):
         "spatial": mixed_6_conv[..., :SPATIAL_CHANNELS].reshape(x.shape[0], -1),
     }
     if self.with_logits:
-      outputs["logits"] = nn.Dense(self.num_classes, name="output")(pool3)
+      outputs["logits"] = nn.Dense(self.num_classes, use_bias=False, name="output")(pool3)
     return outputs
 
 

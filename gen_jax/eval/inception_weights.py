@@ -120,7 +120,8 @@ def convert_inception_weights(weights):
       problems.append(f"head: expected weight [{model.num_classes}, 2048] and bias, got "
                       f"{ {k: v.shape for k, v in head.items()} }")
     else:
-      params[("output",)] = {"kernel": head["weight"].T.astype(np.float32), "bias": head["bias"].astype(np.float32)}
+      # The bias is not used: the Inception Score's logits are unbiased (see inception.py).
+      params[("output",)] = {"kernel": head["weight"].T.astype(np.float32)}
   if problems:
     raise ValueError("not the FID Inception network's weights: " + "; ".join(problems[:10]) +
                      (f"; ... ({len(problems)} problems)" if len(problems) > 10 else ""))

@@ -1,0 +1,56 @@
+"""Every sample-quality metric between two folders of images, from the command line.
+
+  python -m gen_jax.eval.metrics REAL_FOLDER FAKE_FOLDER [--metrics fid,kid,prdc,sfid,is]
+      [--weights FILE] [--resize MODE] [--batch-size N] [--classifier RUN_DIR] [--nearest-k K]
+      [--kid-subsets S] [--kid-subset-size M] [--is-splits S] [--seed SEED]
+
+Prints one `NAME: value` line per number (see sample_quality.py for the names). The feature network
+is the FID Inception network, or with `--classifier RUN_DIR` a domain classifier trained by gen_jax
+(experiments/configs/classifier_*.py), whose features suit small grey datasets where Inception's
+ImageNet features do not. The Inception Score needs logits: Inception weights with a head
+(NVIDIA's or pytorch-fid's file), or a classifier.
+"""
+import argparse
+import sys
+
+from gen_jax.eval import features
+from gen_jax.eval import fid
+from gen_jax.eval import image_folder
+from gen_jax.eval import sample_quality
+
+
+def feature_network(weights=None, resize="clean", classifier=None):
+  """The Inception network, or the domain classifier of a gen_jax run directory."""
+  if classifier is not None:
+    from gen_jax.eval import domain_features  # pylint: disable=import-outside-toplevel
+    return domain_features.classifier_network(classifier)
+  return features.inception_network(weights, resize)
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(prog="python -m gen_jax.eval.metrics", description=__doc__.split("\n")[0])
+  parser.add_argument("real", help="folder of real images")
+  parser.add_argument("fake", help="folder of generated images")
+  parser.add_argument("--metrics", default="fid,kid,prdc", help=f"comma-separated, from {sample_quality.METRICS}")
+  fid.add_network_arguments(parser)
+  parser.add_argument("--classifier", default=None, help="a gen_jax classifier run directory as feature network")
+  parser.add_argument("--nearest-k", type=int, default=5, help="k of precision/recall/density/coverage")
+  parser.add_argument("--kid-subsets", type=int, default=100)
+  parser.add_argument("--kid-subset-size", type=int, default=1000, help="capped at the smaller set's size")
+  parser.add_argument("--is-splits", type=int, default=10)
+  parser.add_argument("--seed", type=int, default=2020, help="seed of KID's subsets and IS's shuffle")
+  args = parser.parse_args(argv)
+  metrics = sample_quality.check_metric_names([m for m in args.metrics.split(",") if m])
+  network = feature_network(args.weights, args.resize, args.classifier)
+  real, fake = (list(image_folder.iterate_image_folder(p, args.batch_size)) for p in (args.real, args.fake))
+  results = sample_quality.sample_quality(
+      network, real, fake, metrics, batch_size=args.batch_size, nearest_k=args.nearest_k,
+      kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size, is_splits=args.is_splits,
+      seed=args.seed)
+  for name, value in results.items():
+    print(f"{name.upper()}: {value}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
