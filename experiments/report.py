@@ -3,7 +3,7 @@
   python -m experiments.report runs/glow_digits runs/nsf_digits ...
 
 For 2-D toy data it adds the true density's NLL on the same test samples (`toy2d.true_nll`), the figure
-a model's test NLL is held against.
+a model's test NLL is held against; for a classifier, its test accuracy before its test cross-entropy (nats).
 """
 from __future__ import annotations
 
@@ -30,7 +30,9 @@ def row(workdir: str) -> str:
   name, model = config["data"]["name"], config["model"]["name"]
   result = last_eval(workdir)
   cells = [name, model, str(result["step"]), f"{result['eval/nll']:.4f}"]
-  if name.startswith("toy2d/"):
+  if "eval/accuracy" in result:  # a classifier: test accuracy, then the test cross-entropy in nats
+    cells.insert(3, f"{result['eval/accuracy']:.4f}")
+  elif name.startswith("toy2d/"):
     density = name.split("/", 1)[1]
     test = load_dataset(name, "test").data
     true = float(np.asarray(toy2d.true_nll(density, test)))

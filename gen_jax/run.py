@@ -22,7 +22,7 @@ from gen_jax.train import checkpoint
 from gen_jax.train import sharding
 from gen_jax.train import step as step_lib
 from gen_jax.train.optimizer import make_optimizer
-from gen_jax.train.task import Task
+from gen_jax.train.task import Task, task_batch
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +53,8 @@ def load_run(workdir: str, step: int | None = None, use_ema: bool = True) -> Run
   optimizer = make_optimizer(config.optim, config.train.num_steps)
   init_state, state_sharding = step_lib.make_init_state(task, optimizer, config.train.ema_decay, mesh)
   dtype = jnp.uint8 if spec.num_levels is not None else jnp.float32
-  example = jax.ShapeDtypeStruct((config.train.batch_size, *spec.event_shape), dtype)
+  example = task_batch(task, jax.ShapeDtypeStruct((config.train.batch_size, *spec.event_shape), dtype),
+                       jax.ShapeDtypeStruct((config.train.batch_size,), jnp.int32))
   shapes = jax.eval_shape(init_state, jax.ShapeDtypeStruct((), jax.random.key(0).dtype), example)
   manager = checkpoint.make_manager(os.path.join(workdir, "checkpoints"), config.train.keep_checkpoints)
   state = checkpoint.restore(manager, checkpoint.abstract_like(shapes, state_sharding), step)

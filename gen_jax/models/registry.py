@@ -6,6 +6,8 @@ import ml_collections
 
 from gen_jax.data.spec import DataSpec
 from gen_jax.models import flows
+from gen_jax.models.classifier import Classifier
+from gen_jax.models.classifier_task import build_classifier_task
 from gen_jax.models.flows.task import build_flow_task
 from gen_jax.train.task import Task
 
@@ -15,6 +17,7 @@ MODELS = {
     "glow": (flows.Glow, build_flow_task),
     "nsf": (flows.NeuralSplineFlow, build_flow_task),
     "maf": (flows.MAF, build_flow_task),
+    "classifier": (Classifier, build_classifier_task),  # the domain feature network of gen_jax.eval
 }
 
 

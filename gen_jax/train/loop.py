@@ -3,7 +3,8 @@
 Writes into `workdir`:
   config.json, data_spec.json   what `gen_jax.load_run` needs to rebuild the model
   metrics.jsonl                 one JSON object per line: `step` and named metrics (train/*, eval/*)
-  samples/step_N.png            sample grids (images) or scatter plots (2-D data)
+  samples/step_N.png            sample grids (images) or scatter plots (2-D data); none for a task
+                                without `sample` (a classifier)
   checkpoints/                  Orbax checkpoints of the whole train state
 
 A run is a pure function of its config: batch `s` is drawn by `batch_indices(s, ...)` and step `s` uses
@@ -31,7 +32,7 @@ from gen_jax.train import sharding
 from gen_jax.train import step as step_lib
 from gen_jax.train.metrics_log import MetricsLog
 from gen_jax.train.optimizer import make_optimizer
-from gen_jax.train.task import Task
+from gen_jax.train.task import Task, task_batch
 
 
 def validate_config(config: ml_collections.ConfigDict, mesh) -> None:
@@ -54,12 +55,22 @@ def _write_run_files(workdir: str, config, spec) -> None:
     json.dump(dataclasses.asdict(spec), f, indent=2)
 
 
+def examples(task: Task, dataset):
+  """What `task`'s batches are cut from: the data array, or data with int32 labels for a task that uses them."""
+  if not task.uses_labels:
+    return dataset.data
+  if dataset.labels is None:
+    raise ValueError(f"{type(task.model).__name__} trains on labels, but dataset {dataset.spec.name!r} has "
+                     "none; expected a labelled image dataset")
+  return task_batch(task, dataset.data, dataset.labels.astype(np.int32))
+
+
 def evaluate(task: Task, params, dataset, batch_size: int, key, mesh, evaluate_fn=None) -> dict[str, float]:
   """Masked average of `task.evaluate` over a whole split: the last partial batch is padded and masked,
   never dropped or duplicated."""
   fn = evaluate_fn or jax.jit(task.evaluate)
   totals, count = {}, 0.0
-  for i, (batch, mask) in enumerate(data_lib.padded_batches(dataset.data, batch_size)):
+  for i, (batch, mask) in enumerate(data_lib.padded_batches(examples(task, dataset), batch_size)):
     per_example = fn(params, sharding.put_global_batch(batch, sharding.batch_sharding(mesh)),
                      jax.random.fold_in(key, i))
     for name, values in per_example.items():
@@ -92,8 +103,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, devices=
 
   key = jax.random.key(config.seed)
   init_key, train_key, eval_key, sample_key = jax.random.split(key, 4)
-  num_train = len(train_ds.data)
-  batch_at = lambda s: train_ds.data[data_lib.batch_indices(s, t.batch_size, num_train, config.seed)]
+  num_train, train_examples = len(train_ds), examples(task, train_ds)
+  batch_at = lambda s: jax.tree.map(
+      lambda a: a[data_lib.batch_indices(s, t.batch_size, num_train, config.seed)], train_examples)
   init_batch = batch_at(0)
 
   manager = checkpoint.make_manager(os.path.join(workdir, "checkpoints"), t.keep_checkpoints)
@@ -112,7 +124,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, devices=
   evaluate_fn = jax.jit(task.evaluate, in_shardings=(sharding.replicated(mesh), sharding.batch_sharding(mesh),
                                                      sharding.replicated(mesh)),
                         out_shardings=sharding.replicated(mesh))
-  sample_fn = jax.jit(task.sample, static_argnums=2)
+  sample_fn = None if task.sample is None else jax.jit(task.sample, static_argnums=2)
   stacked_batch_sharding = sharding.batch_sharding(mesh, 1)
 
   step, window, window_start = start, [], time.perf_counter()
@@ -120,7 +132,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, devices=
       total=t.num_steps, initial=start, desc=config.model.name, disable=not is_chief, dynamic_ncols=True) as bar:
     while step < t.num_steps:
       end = min((step // t.steps_per_call + 1) * t.steps_per_call, t.num_steps)
-      batches = np.stack([batch_at(s) for s in range(step, end)])
+      batches = jax.tree.map(lambda *b: np.stack(b), *[batch_at(s) for s in range(step, end)])
       state, metrics = train_steps(state, sharding.put_global_batch(batches, stacked_batch_sharding, 1),
                                    train_key)
       metrics = jax.device_get(metrics)
@@ -145,7 +157,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, devices=
         log.write(step, {f"eval/{k}": v for k, v in results.items()})
         if is_chief:
           bar.write(f"step {step}: " + ", ".join(f"eval/{k}={v:.4f}" for k, v in results.items()))
-      if is_chief and (step % t.sample_every == 0 or step == t.num_steps):
+      if is_chief and sample_fn is not None and (step % t.sample_every == 0 or step == t.num_steps):
         samples = np.asarray(sample_fn(state.eval_params, jax.random.fold_in(sample_key, step),
                                        config.eval.num_samples))
         write_samples(os.path.join(workdir, "samples", f"step_{step}.png"), samples, spec,

@@ -35,12 +35,16 @@ def check_divisible(batch_size: int, mesh: Mesh, name: str = "batch_size") -> No
     raise ValueError(f"{name} must be a multiple of the number of devices ({n}), got {batch_size}")
 
 
-def put_global_batch(batch: np.ndarray, sharding: NamedSharding, example_axis: int = 0) -> jax.Array:
-  """Places a global batch (the same numpy array on every process) sharded over the mesh.
+def put_global_batch(batch, sharding: NamedSharding, example_axis: int = 0):
+  """Places a global batch (the same numpy array, or pytree of arrays, on every process) sharded over the mesh.
 
   Each process contributes only its own rows, so this also works on many hosts.
   """
   n_proc, proc = jax.process_count(), jax.process_index()
-  rows = batch.shape[example_axis] // n_proc
-  local = np.take(batch, np.arange(proc * rows, (proc + 1) * rows), axis=example_axis)
-  return jax.make_array_from_process_local_data(sharding, local, batch.shape)
+
+  def put(array: np.ndarray) -> jax.Array:
+    rows = array.shape[example_axis] // n_proc
+    local = np.take(array, np.arange(proc * rows, (proc + 1) * rows), axis=example_axis)
+    return jax.make_array_from_process_local_data(sharding, local, array.shape)
+
+  return jax.tree.map(put, batch)

@@ -5,6 +5,9 @@ of explicit arguments (params, batch, `jax.random` key), so the loop can `jit`, 
 another project can import it. Params are a dict `{"model": ..., **auxiliary}`: "model" holds the params
 of `Task.model` (what `load_run` returns); families add auxiliary trained parts (e.g. a variational
 dequantizer) under other keys.
+
+A batch is the data array `[B, ...]` (uint8 images, float32 vectors), or, for a task with
+`uses_labels`, the dict `{"data": [B, ...], "label": int32 [B]}` (`task_batch`).
 """
 from __future__ import annotations
 
@@ -15,15 +18,24 @@ import jax
 
 Params = Any
 Metrics = dict[str, jax.Array]
+Batch = Any  # jax.Array, or {"data": jax.Array, "label": jax.Array} for a task that uses labels
 
 
 class Task(NamedTuple):
   model: nn.Module
   # init(rng, batch) -> params; `batch` is a real training batch (data-dependent init, e.g. ActNorm).
-  init: Callable[[jax.Array, jax.Array], Params]
+  init: Callable[[jax.Array, Batch], Params]
   # loss(params, batch, rng) -> (scalar, metrics of scalars): the training objective.
-  loss: Callable[[Params, jax.Array, jax.Array], tuple[jax.Array, Metrics]]
+  loss: Callable[[Params, Batch, jax.Array], tuple[jax.Array, Metrics]]
   # evaluate(params, batch, rng) -> {name: [batch]} per-example metrics, averaged by the loop with a mask.
-  evaluate: Callable[[Params, jax.Array, jax.Array], Metrics]
-  # sample(params, rng, num) -> samples in data space (uint8 levels for images, float32 for vectors).
-  sample: Callable[[Params, jax.Array, int], jax.Array]
+  evaluate: Callable[[Params, Batch, jax.Array], Metrics]
+  # sample(params, rng, num) -> samples in data space (uint8 levels for images, float32 for vectors);
+  # None for a model that does not generate (a classifier): the loop then writes no samples.
+  sample: Callable[[Params, jax.Array, int], jax.Array] | None
+  # True: batches are {"data": ..., "label": ...} (the dataset must have labels); False: the data array.
+  uses_labels: bool = False
+
+
+def task_batch(task: Task, data: Any, labels: Any) -> Batch:
+  """A batch in the form `task` takes: `data`, or `{"data": data, "label": labels}` if it uses labels."""
+  return {"data": data, "label": labels} if task.uses_labels else data
