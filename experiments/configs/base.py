@@ -40,7 +40,21 @@ def base_config() -> ml_collections.ConfigDict:
   config.eval = ml_collections.ConfigDict()
   config.eval.batch_size = 500
   config.eval.num_samples = 64
+  # Sample-quality metrics during training (gen_jax/eval/training_metrics.py); () = off.
+  config.eval.sample_metrics = ()
+  config.eval.sample_metrics_every = 1000
+  config.eval.sample_metrics_num_samples = 1000
+  config.eval.feature_network = "inception"
+  config.eval.feature_batch_size = 100
   return config
+
+
+def enable_sample_metrics(config, feature_network: str, metrics=("fid", "kid", "prdc", "is")) -> None:
+  """The `:metrics` variant: sample-quality metrics at every evaluation, on 1000 samples."""
+  config.eval.sample_metrics = tuple(metrics)
+  config.eval.sample_metrics_every = config.train.eval_every
+  config.eval.sample_metrics_num_samples = 1000
+  config.eval.feature_network = feature_network
 
 
 def parse_variant(arg: str | None, known: tuple[str, ...]) -> set[str]:
@@ -71,24 +85,30 @@ def toy2d_config(arg: str | None) -> tuple[ml_collections.ConfigDict, set[str]]:
 
 
 def digits_config(arg: str | None) -> tuple[ml_collections.ConfigDict, set[str]]:
-  """The bundled 8x8 digits (17 grey levels); `arg` = "cpu" for the small variant."""
-  variants = parse_variant(arg, ("cpu",))
+  """The bundled 8x8 digits (17 grey levels); `arg` = "cpu" for the small variant, "metrics" for
+  FID/KID/PRDC/IS with the digits classifier (train experiments/configs/classifier_digits.py first)."""
+  variants = parse_variant(arg, ("cpu", "metrics"))
   config = base_config()
   config.data.name = "digits"
   _set_schedule(config, batch_size=128, num_steps=20_000, steps_per_call=50, log_every=500, every=2000)
   if "cpu" in variants:  # one step per call: XLA:CPU runs convolutions inside a scan ~8x slower
     _set_schedule(config, num_steps=3000, steps_per_call=1, every=1000)
+  if "metrics" in variants:
+    enable_sample_metrics(config, "classifier:runs/classifier_digits")
   return config, variants
 
 
 def mnist_config(arg: str | None) -> tuple[ml_collections.ConfigDict, set[str]]:
-  """The MNIST split (the 10k official test images, 8000 train / 2000 test); `arg` = "cpu" for the small variant."""
-  variants = parse_variant(arg, ("cpu",))
+  """The MNIST split (the 10k official test images, 8000 train / 2000 test); `arg` = "cpu" for the small
+  variant, "metrics" for FID/KID/PRDC/IS with the MNIST classifier (experiments/configs/classifier_mnist.py)."""
+  variants = parse_variant(arg, ("cpu", "metrics"))
   config = base_config()
   config.data.name = "mnist_split"
   _set_schedule(config, batch_size=64, num_steps=50_000, steps_per_call=50, log_every=500, every=5000)
   if "cpu" in variants:  # one step per call: XLA:CPU runs convolutions inside a scan ~8x slower
     _set_schedule(config, batch_size=32, num_steps=1500, steps_per_call=1, every=500)
+  if "metrics" in variants:
+    enable_sample_metrics(config, "classifier:runs/classifier_mnist")
   return config, variants
 
 

@@ -7,7 +7,8 @@
 Prints one `NAME: value` line per number (see sample_quality.py for the names). The feature network
 is the FID Inception network, or with `--classifier RUN_DIR` a domain classifier trained by gen_jax
 (experiments/configs/classifier_*.py), whose features suit small grey datasets where Inception's
-ImageNet features do not. The Inception Score needs logits: Inception weights with a head
+ImageNet features do not; its folders hold 8-bit images of that dataset (levels scaled to 0..255 by
+`image_folder.levels_to_8bit`, as `write_image_folder(..., num_levels=L)` writes them). The Inception Score needs logits: Inception weights with a head
 (NVIDIA's or pytorch-fid's file), or a classifier.
 """
 import argparse
@@ -23,7 +24,7 @@ def feature_network(weights=None, resize="clean", classifier=None):
   """The Inception network, or the domain classifier of a gen_jax run directory."""
   if classifier is not None:
     from gen_jax.eval import domain_features  # pylint: disable=import-outside-toplevel
-    return domain_features.classifier_network(classifier)
+    return domain_features.load_domain_classifier(classifier).feature_network()
   return features.inception_network(weights, resize)
 
 
@@ -43,6 +44,12 @@ def main(argv=None):
   metrics = sample_quality.check_metric_names([m for m in args.metrics.split(",") if m])
   network = feature_network(args.weights, args.resize, args.classifier)
   real, fake = (list(image_folder.iterate_image_folder(p, args.batch_size)) for p in (args.real, args.fake))
+  if args.classifier is not None:  # the classifier takes its dataset's levels: grey, 0..L-1
+    from gen_jax.eval import domain_features  # pylint: disable=import-outside-toplevel
+    spec = domain_features.load_domain_classifier(args.classifier).spec
+    convert = lambda chunk: image_folder.eight_bit_to_levels(
+        image_folder.to_grey(chunk) if spec.event_shape[-1] == 1 else chunk, spec.num_levels)
+    real, fake = [convert(c) for c in real], [convert(c) for c in fake]
   results = sample_quality.sample_quality(
       network, real, fake, metrics, batch_size=args.batch_size, nearest_k=args.nearest_k,
       kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size, is_splits=args.is_splits,

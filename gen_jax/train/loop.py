@@ -27,6 +27,7 @@ import tqdm
 from gen_jax import data as data_lib
 from gen_jax import models
 from gen_jax import visualize
+from gen_jax.eval import training_metrics
 from gen_jax.train import checkpoint
 from gen_jax.train import sharding
 from gen_jax.train import step as step_lib
@@ -46,6 +47,7 @@ def validate_config(config: ml_collections.ConfigDict, mesh) -> None:
       raise ValueError(f"train.{name} must be a positive multiple of train.steps_per_call ({k}), got {value}")
   sharding.check_divisible(t.batch_size, mesh, "train.batch_size")
   sharding.check_divisible(config.eval.batch_size, mesh, "eval.batch_size")
+  training_metrics.check_config(config.eval, k)
 
 
 def _write_run_files(workdir: str, config, spec) -> None:
@@ -126,6 +128,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, devices=
                         out_shardings=sharding.replicated(mesh))
   sample_fn = None if task.sample is None else jax.jit(task.sample, static_argnums=2)
   stacked_batch_sharding = sharding.batch_sharding(mesh, 1)
+  sample_metrics = training_metrics.make_sample_metrics(config.eval, spec, test_ds.data, sample_fn) \
+      if is_chief else None
+  metrics_key = jax.random.fold_in(key, 5)  # not from the split above: the other streams stay as they were
 
   step, window, window_start = start, [], time.perf_counter()
   with checkpoint.TerminationFlag() as termination, tqdm.tqdm(
@@ -162,6 +167,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, devices=
                                        config.eval.num_samples))
         write_samples(os.path.join(workdir, "samples", f"step_{step}.png"), samples, spec,
                       reference=test_ds.data if spec.kind == "vector" else None)
+      if sample_metrics is not None and (step % config.eval.sample_metrics_every == 0 or step == t.num_steps):
+        scores = sample_metrics(state.eval_params, jax.random.fold_in(metrics_key, step))
+        log.write(step, scores)
+        bar.write(f"step {step}: " + ", ".join(f"{k}={v:.4g}" for k, v in scores.items()))
       if step % t.save_every == 0 or step == t.num_steps or termination.requested:
         checkpoint.save(manager, step, state)
       if termination.requested:

@@ -1,0 +1,103 @@
+"""Sample-quality metrics during training: every N steps, M samples scored against the test split.
+
+A config turns them on with (see experiments/configs/base.py):
+
+  config.eval.sample_metrics = ("fid", "kid", "prdc")   # names from sample_quality.METRICS; () = off
+  config.eval.sample_metrics_every = 1000               # steps (a multiple of train.steps_per_call)
+  config.eval.sample_metrics_num_samples = 1000         # M
+  config.eval.feature_network = "classifier:runs/classifier_digits"
+  config.eval.feature_batch_size = 100                  # images per feature-network call
+
+Feature networks: "classifier:RUN_DIR" (a domain classifier trained by gen_jax on the same dataset;
+images stay in the dataset's levels), "inception" (the FID Inception network, clean resize; levels
+are scaled to 0..255 first), "identity" (vector data: the samples themselves are the features).
+The real test split's features are extracted once; the loop logs `sample/<metric>` and the seconds
+the evaluation took.
+"""
+import time
+
+import jax
+import numpy as np
+
+from gen_jax.eval import features as features_lib
+from gen_jax.eval import image_folder
+from gen_jax.eval import sample_quality
+
+FEATURE_NETWORKS = ("classifier:RUN_DIR", "inception", "identity")
+
+
+def check_config(eval_config, steps_per_call):
+  """Validates the sample-metric fields of `config.eval` (no-op when they are off)."""
+  metrics = tuple(eval_config.get("sample_metrics", ()) or ())
+  if not metrics:
+    return
+  sample_quality.check_metric_names(metrics)
+  every = eval_config.sample_metrics_every
+  if every <= 0 or every % steps_per_call:
+    raise ValueError(f"eval.sample_metrics_every must be a positive multiple of train.steps_per_call "
+                     f"({steps_per_call}), got {every}")
+  if eval_config.sample_metrics_num_samples <= 1:
+    raise ValueError(f"eval.sample_metrics_num_samples must be at least 2, got {eval_config.sample_metrics_num_samples}")
+  name = eval_config.feature_network
+  if not (name in ("inception", "identity") or name.startswith("classifier:")):
+    raise ValueError(f"unknown eval.feature_network '{name}': expected one of {FEATURE_NETWORKS}")
+
+
+def _identity_network(spec):
+  if spec.kind != "vector":
+    raise ValueError(f"feature_network 'identity' is for vector data; {spec.name} holds images")
+  apply = lambda x: {"features": np.asarray(x, np.float32)}
+  return features_lib.FeatureNetwork("identity", apply, ("features",))
+
+
+def feature_network_for(name, spec):
+  """(FeatureNetwork, convert) where convert maps the task's samples to the network's input."""
+  if name == "identity":
+    return _identity_network(spec), lambda x: x
+  if name.startswith("classifier:"):
+    from gen_jax.eval import domain_features  # pylint: disable=import-outside-toplevel
+    classifier = domain_features.load_domain_classifier(name.split(":", 1)[1])
+    if classifier.spec.event_shape != spec.event_shape or classifier.spec.num_levels != spec.num_levels:
+      raise ValueError(f"the classifier at {name} was trained on {classifier.spec.name} "
+                       f"{classifier.spec.event_shape}, {classifier.spec.num_levels} levels; the run's data is "
+                       f"{spec.name} {spec.event_shape}, {spec.num_levels} levels")
+    return classifier.feature_network(), lambda x: x
+  if name == "inception":
+    network = features_lib.inception_network()
+    if spec.num_levels == 256:
+      return network, lambda x: x
+    return network, lambda x: image_folder.levels_to_8bit(x, spec.num_levels)
+  raise ValueError(f"unknown feature network '{name}': expected one of {FEATURE_NETWORKS}")
+
+
+def make_sample_metrics(eval_config, spec, test_data, sample_fn):
+  """Returns `score(params, key) -> {"sample/<metric>": value}`, or None when the config has none.
+
+  `sample_fn(params, key, num)` is the task's (jitted) sampler; samples are drawn in chunks of
+  `eval_config.num_samples` (the grid size, so its compilation is shared) until M are drawn.
+  """
+  metrics = tuple(eval_config.get("sample_metrics", ()) or ())
+  if not metrics:
+    return None
+  if sample_fn is None:
+    raise ValueError("eval.sample_metrics needs a model that samples; this task has no sampler")
+  network, convert = feature_network_for(eval_config.feature_network, spec)
+  real = features_lib.extract_features(network, convert(np.asarray(test_data)),
+                                       batch_size=eval_config.feature_batch_size,
+                                       outputs=sample_quality.needed_outputs(metrics, for_real=True)) \
+      if network.name != "identity" else {"features": np.asarray(test_data, np.float32)}
+  num, chunk = eval_config.sample_metrics_num_samples, eval_config.num_samples
+
+  def score(params, key):
+    start = time.perf_counter()
+    samples = np.concatenate([np.asarray(sample_fn(params, jax.random.fold_in(key, i), chunk))
+                              for i in range(-(-num // chunk))])[:num]
+    if not np.all(np.isfinite(samples.astype(np.float64))):
+      raise FloatingPointError("non-finite samples: sample-quality metrics cannot be computed")
+    fake = {"features": samples.astype(np.float32)} if network.name == "identity" else convert(samples)
+    values = sample_quality.sample_quality(network, real, fake, metrics, batch_size=eval_config.feature_batch_size,
+                                           kid_subset_size=min(1000, num))
+    values["seconds"] = time.perf_counter() - start
+    return {f"sample/{k}": v for k, v in values.items()}
+
+  return score
