@@ -10,6 +10,7 @@ import gen_jax
 from experiments.configs import classifier_digits, realnvp_digits
 from gen_jax.data import load_dataset
 from gen_jax.eval import image_folder
+from gen_jax.eval import likelihood
 from gen_jax.eval import metrics as metrics_cli
 from gen_jax.eval import sample_quality
 from gen_jax.eval import training_metrics
@@ -58,6 +59,11 @@ def test_a_flow_run_logs_sample_metrics_that_load_run_reproduces(tmp_path, class
   again = score(run.all_params, jax.random.fold_in(jax.random.fold_in(jax.random.key(config.seed), 5), 40))
   for name in expected - {"sample/seconds"}:
     assert again[name] == pytest.approx(logged[-1][name], rel=1e-4, abs=1e-6), name
+
+  # The likelihood module's bits/dim of the same run: its own estimator, other dequantization noise.
+  report = likelihood.run_likelihood(run, "exact")
+  eval_bpd = [m for m in read_metrics(workdir) if "eval/bpd" in m][-1]["eval/bpd"]
+  assert report.bits_per_dim == pytest.approx(eval_bpd, rel=5e-3) and report.num_examples == 297
 
 
 def test_vector_runs_score_samples_with_the_identity_network(tmp_path):

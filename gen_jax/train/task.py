@@ -11,7 +11,8 @@ A batch is the data array `[B, ...]` (uint8 images, float32 vectors), or, for a 
 """
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+import types
+from typing import Any, Callable, Mapping, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -34,6 +35,9 @@ class Task(NamedTuple):
   sample: Callable[[Params, jax.Array, int], jax.Array] | None
   # True: batches are {"data": ..., "label": ...} (the dataset must have labels); False: the data array.
   uses_labels: bool = False
+  # {estimator name: fn(params, batch, rng, **options) -> [batch] log-likelihood (or its bound) in nats
+  # of the data as stored (discrete levels for images)}; names from gen_jax.eval.likelihood.ESTIMATORS.
+  log_likelihoods: Mapping[str, Callable[..., jax.Array]] = types.MappingProxyType({})
 
 
 def task_batch(task: Task, data: Any, labels: Any) -> Batch:

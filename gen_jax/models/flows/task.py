@@ -67,7 +67,8 @@ def flow_task(model: nn.Module, spec: DataSpec, dequantization: str = "uniform")
     # y lies in (0, 1) (the logit preprocessing ends in a sigmoid); floor(y L) is its bin.
     return jnp.clip(jnp.floor(y * spec.num_levels), 0, spec.num_levels - 1).astype(jnp.uint8)
 
-  return Task(model=model, init=init, loss=loss, evaluate=evaluate, sample=sample)
+  return Task(model=model, init=init, loss=loss, evaluate=evaluate, sample=sample,
+              log_likelihoods={"exact": log_likelihood})
 
 
 def build_flow_task(config: ml_collections.ConfigDict, model: nn.Module, spec: DataSpec) -> Task:
