@@ -13,6 +13,7 @@ from gen_jax.eval import image_folder
 from gen_jax.eval import likelihood
 from gen_jax.eval import metrics as metrics_cli
 from gen_jax.eval import sample_quality
+from gen_jax.eval import score_run
 from gen_jax.eval import training_metrics
 from gen_jax.eval.domain_features import load_domain_classifier
 from gen_jax.train import loop
@@ -35,7 +36,7 @@ def classifier_dir(tmp_path_factory):
   return workdir
 
 
-def test_a_flow_run_logs_sample_metrics_that_load_run_reproduces(tmp_path, classifier_dir):
+def test_a_flow_run_logs_sample_metrics_that_load_run_reproduces(tmp_path, classifier_dir, capsys):
   config = realnvp_digits.get_config("cpu,metrics")
   config.eval.feature_network = f"classifier:{classifier_dir}"
   config.model.num_couplings_per_scale, config.model.hidden = 2, 8
@@ -64,6 +65,25 @@ def test_a_flow_run_logs_sample_metrics_that_load_run_reproduces(tmp_path, class
   report = likelihood.run_likelihood(run, "exact")
   eval_bpd = [m for m in read_metrics(workdir) if "eval/bpd" in m][-1]["eval/bpd"]
   assert report.bits_per_dim == pytest.approx(eval_bpd, rel=5e-3) and report.num_examples == 297
+
+  # One README row from the run.
+  assert score_run.main(["--workdir", workdir, "--feature-network", f"classifier:{classifier_dir}",
+                         "--num-samples", "150", "--metrics", "fid,prdc"]) == 0
+  row = capsys.readouterr().out.strip().splitlines()[-1].strip("|").split("|")
+  assert row[0].strip() == workdir and float(row[1]) == pytest.approx(report.bits_per_dim, abs=1e-4)
+  assert all(np.isfinite(float(v)) for v in row[2:]) and len(row) == 2 + 5
+
+
+def test_score_run_data_row_is_the_training_images_scored_as_samples(classifier_dir, capsys):
+  assert score_run.main(["--data", "digits", "--feature-network", f"classifier:{classifier_dir}",
+                         "--num-samples", "300", "--metrics", "fid,kid"]) == 0
+  row = capsys.readouterr().out.strip().splitlines()[-1].strip("|").split("|")
+  direct = sample_quality.sample_quality(load_domain_classifier(classifier_dir).feature_network(),
+                                         load_dataset("digits", "test").data,
+                                         load_dataset("digits", "train").data[:300], ("fid", "kid"),
+                                         kid_subset_size=297)
+  assert float(row[2]) == pytest.approx(direct["fid"], rel=1e-3)
+  assert float(row[3]) == pytest.approx(direct["kid_mean"], rel=1e-3)
 
 
 def test_vector_runs_score_samples_with_the_identity_network(tmp_path):
