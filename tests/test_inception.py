@@ -276,3 +276,15 @@ def test_resize_rejects_bad_input():
     resize_lib.resize_images(np.zeros((1, 8, 8, 3), np.uint8), "bicubic")
   with pytest.raises(ValueError, match="rank"):
     resize_lib.resize_images(np.zeros((8, 8, 3), np.uint8))
+
+
+def test_cpu_alignment_padding_leaves_the_outputs_unchanged(jax_net, real_images, monkeypatch):
+  """The extra zero row/column XLA:CPU is faster with (inception.cpu_extra_padding) is cropped away."""
+  from gen_jax.eval import inception
+  model, params = jax_net
+  x = resize_lib.inception_input(real_images[:2], "legacy_pytorch")
+  padded = model.apply(params, x)
+  monkeypatch.setattr(inception, "cpu_extra_padding", lambda: 0)
+  plain = model.apply(params, x)
+  for name in ("pool3", "spatial"):
+    np.testing.assert_allclose(padded[name], plain[name], rtol=1e-5, atol=1e-5 * np.abs(plain[name]).max())

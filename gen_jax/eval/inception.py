@@ -21,6 +21,7 @@ Outputs (`InceptionV3.__call__` returns a dict):
 Input: [N, 299, 299, 3] float32, (x - 128) / 128 of an RGB image in [0, 255] (see `resize.py`).
 """
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -28,17 +29,34 @@ BATCH_NORM_EPS = 1e-3
 SPATIAL_CHANNELS = 7
 
 
+def cpu_extra_padding():
+  """Zero rows/columns appended (then cropped away) before each convolution on the CPU backend.
+
+  XLA:CPU's convolutions ran 1.2-5x faster on these layers when the input was padded explicitly and a
+  little beyond what the output needs (e.g. conv_1, 149 x 149 x 32 -> 32: 647 ms -> 251 ms for a batch
+  of 32 with one extra row and column; the whole network 7.1 -> 13.7 images/s, with 1, 2 or 3 extra
+  giving 13.7, 12.8, 12.7). Outputs are unchanged: the extra zeros only reach output positions that
+  are cropped. Other backends use 0.
+  """
+  return 1 if jax.default_backend() == "cpu" else 0
+
+
 class ConvReLU(nn.Module):
   """Convolution with the batch norm folded into kernel and bias, then ReLU."""
   features: int
   kernel_size: tuple
   strides: int = 1
-  padding: object = "VALID"
+  padding: object = "VALID"  # or ((top, bottom), (left, right))
 
   @nn.compact
   def __call__(self, x):
-    return nn.relu(nn.Conv(self.features, self.kernel_size, self.strides, padding=self.padding,
-                           name="conv2d")(x))
+    (top, bottom), (left, right) = ((0, 0), (0, 0)) if self.padding == "VALID" else self.padding
+    extra = cpu_extra_padding()
+    out_h = (x.shape[1] + top + bottom - self.kernel_size[0]) // self.strides + 1
+    out_w = (x.shape[2] + left + right - self.kernel_size[1]) // self.strides + 1
+    x = jnp.pad(x, ((0, 0), (top, bottom + extra), (left, right + extra), (0, 0)))
+    y = nn.Conv(self.features, self.kernel_size, self.strides, padding="VALID", name="conv2d")(x)
+    return nn.relu(y[:, :out_h, :out_w])
 
 
 def _same(kernel_size):
