@@ -27,7 +27,14 @@ def image_grid(images: np.ndarray, num_levels: int, columns: int | None = None, 
 
 
 def save_image_grid(path: str, images: np.ndarray, num_levels: int, upscale: int = 1) -> None:
-  grid = image_grid(images, num_levels)
+  save_image(path, image_grid(images, num_levels), upscale)
+
+
+def save_image(path: str, grid: np.ndarray, upscale: int = 1) -> None:
+  """Writes a uint8 [H, W, C] image (e.g. an `image_grid`) as a PNG, upscaled by pixel repetition."""
+  grid = np.asarray(grid)
+  if grid.dtype != np.uint8 or grid.ndim != 3 or grid.shape[-1] not in (1, 3):
+    raise ValueError(f"expected a uint8 [H, W, 1 or 3] image, got {grid.dtype} {grid.shape}")
   img = Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid)
   if upscale > 1:
     img = img.resize((img.width * upscale, img.height * upscale), Image.NEAREST)

@@ -9,6 +9,8 @@ from gen_jax.models import flows
 from gen_jax.models.classifier import Classifier
 from gen_jax.models.classifier_task import build_classifier_task
 from gen_jax.models.flows.task import build_flow_task
+from gen_jax.models.vae.task import build_vae_task
+from gen_jax.models.vae.vae import VAE
 from gen_jax.train.task import Task
 
 # name -> (module class, task builder)
@@ -17,6 +19,7 @@ MODELS = {
     "glow": (flows.Glow, build_flow_task),
     "nsf": (flows.NeuralSplineFlow, build_flow_task),
     "maf": (flows.MAF, build_flow_task),
+    "vae": (VAE, build_vae_task),
     "classifier": (Classifier, build_classifier_task),  # the domain feature network of gen_jax.eval
 }
 

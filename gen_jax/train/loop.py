@@ -167,6 +167,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, devices=
                                        config.eval.num_samples))
         write_samples(os.path.join(workdir, "samples", f"step_{step}.png"), samples, spec,
                       reference=test_ds.data if spec.kind == "vector" else None)
+        if task.figures is not None:
+          for name, grid in task.figures(state.eval_params, jax.random.fold_in(sample_key, step),
+                                         test_ds.data[:config.eval.num_samples]).items():
+            visualize.save_image(os.path.join(workdir, "samples", f"{name}_step_{step}.png"), grid,
+                                 upscale=4 if spec.event_shape[0] <= 16 else 2)
       if sample_metrics is not None and (step % config.eval.sample_metrics_every == 0 or step == t.num_steps):
         scores = sample_metrics(state.eval_params, jax.random.fold_in(metrics_key, step))
         log.write(step, scores)

@@ -6,6 +6,7 @@ number of devices cannot change the random stream.
 """
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import jax
@@ -32,7 +33,8 @@ def train_step(state: TrainState, batch: jax.Array, key: jax.Array, *, task: Tas
                optimizer: optax.GradientTransformation, ema_decay: float):
   """One optimizer step on one global batch; returns the new state and scalar metrics."""
   rng = jax.random.fold_in(key, state.step)
-  (loss, metrics), grads = jax.value_and_grad(task.loss, has_aux=True)(state.params, batch, rng)
+  loss_fn = functools.partial(task.loss, step=state.step) if task.loss_uses_step else task.loss
+  (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, rng)
   updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   ema = None if state.ema_params is None else ema_update(state.ema_params, params, ema_decay, state.step)

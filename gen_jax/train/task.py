@@ -35,6 +35,12 @@ class Task(NamedTuple):
   sample: Callable[[Params, jax.Array, int], jax.Array] | None
   # True: batches are {"data": ..., "label": ...} (the dataset must have labels); False: the data array.
   uses_labels: bool = False
+  # True: `loss` also takes `step=` (the optimizer step, an int32 array), for schedules inside the
+  # objective such as a VAE's KL warm-up.
+  loss_uses_step: bool = False
+  # figures(params, rng, test_examples) -> {name: uint8 image grid [H, W, C]}: extra figures written
+  # beside the sample grids (e.g. a VAE's reconstructions and interpolations); None for none.
+  figures: Callable[[Params, jax.Array, Any], dict] | None = None
   # {estimator name: fn(params, batch, rng, **options) -> [batch] log-likelihood (or its bound) in nats
   # of the data as stored (discrete levels for images)}; names from gen_jax.eval.likelihood.ESTIMATORS.
   log_likelihoods: Mapping[str, Callable[..., jax.Array]] = types.MappingProxyType({})

@@ -1,0 +1,119 @@
+"""The VAE family's objective: the ELBO, with beta weighting and KL warm-up for training only.
+
+Training maximises E_q[log p(x|z)] - w_t KL(q(z|x) || p(z)) with w_t = beta * min(1, t / T_warmup)
+(beta-VAE, Higgins et al. 2017; KL warm-up / annealing, Bowman et al. 2016, Sønderby et al. 2016).
+The *reported* ELBO and bits/dim always use w = 1, so they are true bounds on log p(x) of the
+discrete data (the decoder likelihoods of gen_jax.models.vae.likelihoods put probability mass on
+each of the L levels), never the weighted training objective.
+
+Bernoulli likelihoods model binarized data: images are binarized by sampling each pixel with
+probability x / (L - 1) (dynamic binarization in training; a fixed draw per batch in evaluation),
+so their bits/dim are those of the binarized images, not comparable with L-level numbers.
+
+Logged diagnostics of posterior collapse: KL per latent dimension on the test split
+(`eval/kl_dim_XX`, nats) and, on each training batch, the number of active units (Burda et al.
+2016: dimensions whose posterior mean varies across the batch with variance > 0.01).
+
+Likelihood estimators (gen_jax.eval.likelihood): "elbo", and "iwae" (option k, chunk_size).
+"""
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from gen_jax import visualize
+from gen_jax.data.spec import DataSpec
+from gen_jax.models.vae import latent_space
+from gen_jax.train.task import Task
+
+ACTIVE_UNIT_THRESHOLD = 1e-2
+
+
+def binarize(rng, x_levels, num_levels):
+  """Samples {0, 1} pixels with P(1) = x / (L - 1) (dynamic binarization, Salakhutdinov & Murray 2008)."""
+  return (jax.random.uniform(rng, x_levels.shape) < x_levels.astype(jnp.float32) / (num_levels - 1)).astype(jnp.uint8)
+
+
+def vae_task(model, spec: DataSpec, beta: float = 1.0, kl_warmup_steps: int = 0, likelihood: str = "") -> Task:
+  if beta < 0:
+    raise ValueError(f"loss.beta must be >= 0, got {beta}")
+  if kl_warmup_steps < 0:
+    raise ValueError(f"loss.kl_warmup_steps must be >= 0, got {kl_warmup_steps}")
+  num_dims = math.prod(spec.event_shape)
+  discrete = spec.num_levels is not None
+  binarized = likelihood == "bernoulli"
+
+  def prepare(batch, rng):
+    return binarize(rng, batch, spec.num_levels) if binarized else batch
+
+  def elbo_parts(params, batch, rng):
+    data_rng, model_rng = jax.random.split(rng)
+    return model.apply(params["model"], prepare(batch, data_rng), model_rng, method=model.elbo)
+
+  def init(rng, batch):
+    data_rng, model_rng, elbo_rng = jax.random.split(rng, 3)
+    return {"model": model.init(model_rng, prepare(batch, data_rng), elbo_rng, method=model.elbo)}
+
+  def evaluate(params, batch, rng):
+    parts = elbo_parts(params, batch, rng)
+    metrics = {"nll": -parts["elbo"], "kl": parts["kl"], "reconstruction": parts["reconstruction"]}
+    if discrete:
+      metrics["bpd"] = -parts["elbo"] / (num_dims * math.log(2))
+    per_dim = parts.get("kl_per_dim", parts.get("kl_per_layer"))
+    label = "kl_dim" if "kl_per_dim" in parts else "kl_layer"
+    for i in range(per_dim.shape[-1]):
+      metrics[f"{label}_{i:02d}"] = per_dim[:, i]
+    return metrics
+
+  def loss(params, batch, rng, step):
+    parts = elbo_parts(params, batch, rng)
+    weight = beta if kl_warmup_steps == 0 else beta * jnp.minimum(1.0, step / kl_warmup_steps)
+    objective = jnp.mean(parts["reconstruction"] - weight * parts["kl"])
+    scale = num_dims * math.log(2) if discrete else 1.0  # bits/dim-sized loss for images, nats for vectors
+    metrics = {"elbo": jnp.mean(parts["elbo"]), "kl": jnp.mean(parts["kl"]), "kl_weight": jnp.asarray(weight),
+               "reconstruction": jnp.mean(parts["reconstruction"])}
+    if discrete:
+      metrics["bpd"] = -metrics["elbo"] / scale
+    if "posterior_mean" in parts:
+      variance = jnp.var(parts["posterior_mean"].reshape(batch.shape[0], -1), axis=0)
+      metrics["active_units"] = jnp.sum(variance > ACTIVE_UNIT_THRESHOLD).astype(jnp.float32)
+    return -objective / scale, metrics
+
+  def sample(params, rng, num):
+    return model.apply(params["model"], rng, num, method=model.sample)
+
+  def log_elbo(params, batch, rng):
+    return elbo_parts(params, batch, rng)["elbo"]
+
+  def log_iwae(params, batch, rng, k=5000, chunk_size=None):
+    data_rng, model_rng = jax.random.split(rng)
+    return model.apply(params["model"], prepare(batch, data_rng), model_rng, k, chunk_size,
+                       method=model.iwae_bound)
+
+  def figures(params, rng, examples):
+    if not discrete or spec.kind != "image" or not hasattr(model, "decode_mean"):
+      return {}
+    examples = jnp.asarray(prepare(jnp.asarray(examples), rng))
+    levels = 2 if binarized else spec.num_levels
+    to_levels = lambda x: np.clip(np.round(np.asarray(x)), 0, levels - 1).astype(np.uint8)
+    mean, _ = model.apply(params["model"], examples, method=model.encode)
+    reconstructions = model.apply(params["model"], mean, method=model.decode_mean)
+    n = min(8, examples.shape[0] // 2)
+    z = jnp.concatenate([latent_space.spherical_interpolation(mean[i], mean[n + i], 8) for i in range(n)])
+    interpolations = model.apply(params["model"], z, method=model.decode_mean)
+    pairs = np.concatenate([np.asarray(examples[:16]), to_levels(reconstructions[:16])])
+    return {"reconstructions": visualize.image_grid(pairs, levels, columns=16),
+            "interpolations": visualize.image_grid(to_levels(interpolations), levels, columns=8)}
+
+  return Task(model=model, init=init, loss=loss, evaluate=evaluate, sample=sample, loss_uses_step=True,
+              figures=figures, log_likelihoods={"elbo": log_elbo, "iwae": log_iwae})
+
+
+def build_vae_task(config: ml_collections.ConfigDict, model, spec: DataSpec) -> Task:
+  loss = config.get("loss", ml_collections.ConfigDict())
+  return vae_task(model, spec, beta=loss.get("beta", 1.0), kl_warmup_steps=loss.get("kl_warmup_steps", 0),
+                  likelihood=config.model.get("likelihood", ""))
