@@ -28,6 +28,7 @@ import numpy as np
 from gen_jax import visualize
 from gen_jax.data.spec import DataSpec
 from gen_jax.models.vae import latent_space
+from gen_jax.models.vae.vae import largest_divisor_at_most
 from gen_jax.train.task import Task
 
 ACTIVE_UNIT_THRESHOLD = 1e-2
@@ -90,6 +91,8 @@ def vae_task(model, spec: DataSpec, beta: float = 1.0, kl_warmup_steps: int = 0,
     return elbo_parts(params, batch, rng)["elbo"]
 
   def log_iwae(params, batch, rng, k=5000, chunk_size=None):
+    # Default: chunks of at most 100 samples, so k = 5000 never holds k x batch decoder outputs at once.
+    chunk_size = largest_divisor_at_most(k, 100) if chunk_size is None else chunk_size
     data_rng, model_rng = jax.random.split(rng)
     return model.apply(params["model"], prepare(batch, data_rng), model_rng, k, chunk_size,
                        method=model.iwae_bound)
