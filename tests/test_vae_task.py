@@ -90,3 +90,18 @@ def test_bernoulli_binarizes_with_the_pixel_intensity():
   x = jnp.full((20000,), 12, jnp.uint8)
   assert float(jnp.mean(binarize(jax.random.key(0), x, 17))) == pytest.approx(12 / 16, abs=0.01)
   assert set(np.unique(np.asarray(binarize(jax.random.key(1), jnp.arange(17, dtype=jnp.uint8), 17)))) <= {0, 1}
+
+
+def test_the_hierarchical_vae_trains_through_the_same_task(tmp_path):
+  from experiments.configs import hvae_digits
+  config = hvae_digits.get_config("cpu")
+  config.model.hidden_channels, config.model.latent_channels = 8, 2
+  config.train.num_steps = 10
+  for name in ("log_every", "eval_every", "sample_every", "save_every"):
+    config.train[name] = 10
+  loop.train_and_evaluate(config, str(tmp_path))
+  last = [m for m in read_metrics(str(tmp_path)) if "eval/bpd" in m][-1]
+  assert last["eval/kl_layer_00"] + last["eval/kl_layer_01"] == pytest.approx(last["eval/kl"], rel=1e-5)
+  run = gen_jax.load_run(str(tmp_path))
+  iwae = likelihood.run_likelihood(run, "iwae", k=8, num_examples=40)
+  assert iwae.num_examples == 40 and np.isfinite(iwae.bits_per_dim)

@@ -93,16 +93,23 @@ def evaluate_likelihood(log_likelihood, data, *, rng, batch_size: int = 500, num
 
 
 def run_likelihood(run, estimator: str = "exact", split: str = "test", batch_size: int = 500, seed: int = 0,
-                   data_dir: str | None = None, **options) -> LikelihoodReport:
+                   data_dir: str | None = None, num_examples: int | None = None, **options) -> LikelihoodReport:
   """`evaluate_likelihood` for a loaded run (`gen_jax.load_run`) on its dataset's `split`.
 
-  `options` go to the estimator (e.g. k=5000 for IWAE).
+  `num_examples`: only the split's first N examples (for costly estimators); `options` go to the
+  estimator (e.g. k=5000 for IWAE).
   """
   check_estimator(estimator, run.task.log_likelihoods)
   fn = functools.partial(run.task.log_likelihoods[estimator], **options)
   dataset = load_dataset(run.config.data.name, split, data_dir if data_dir is not None else run.config.data.data_dir)
   num_dims = math.prod(run.spec.event_shape) if run.spec.num_levels is not None else None
-  return evaluate_likelihood(lambda batch, rng: fn(run.all_params, batch, rng), dataset.data,
+  data = dataset.data
+  if num_examples is not None:
+    checks.check_positive_int(num_examples, "num_examples")
+    if num_examples > len(data):
+      raise ValueError(f"num_examples={num_examples} exceeds the {len(data)} examples of the {split} split")
+    data = data[:num_examples]
+  return evaluate_likelihood(lambda batch, rng: fn(run.all_params, batch, rng), data,
                              rng=jax.random.key(seed), batch_size=batch_size, num_dims=num_dims, estimator=estimator)
 
 
@@ -114,11 +121,13 @@ def main(argv=None):
   parser.add_argument("--batch-size", type=int, default=500)
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--k", type=int, default=None, help="samples of the IWAE bound")
+  parser.add_argument("--num-examples", type=int, default=None, help="only the split's first N examples")
   args = parser.parse_args(argv)
   from gen_jax.run import load_run  # pylint: disable=import-outside-toplevel
   run = load_run(args.workdir)
   options = {} if args.k is None else {"k": args.k}
-  report = run_likelihood(run, args.estimator, args.split, args.batch_size, args.seed, **options)
+  report = run_likelihood(run, args.estimator, args.split, args.batch_size, args.seed,
+                          num_examples=args.num_examples, **options)
   print("| run | estimator | NLL (nats) | bits/dim | examples | s / 1k examples |\n|---|---|---|---|---|---|")
   print(report.markdown_row(args.workdir))
   print(f"({args.estimator}: {report.relation})")

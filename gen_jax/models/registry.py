@@ -10,6 +10,7 @@ from gen_jax.models.classifier import Classifier
 from gen_jax.models.classifier_task import build_classifier_task
 from gen_jax.models.flows.task import build_flow_task
 from gen_jax.models.vae.task import build_vae_task
+from gen_jax.models.vae.hierarchical import HierarchicalVAE
 from gen_jax.models.vae.vae import VAE
 from gen_jax.train.task import Task
 
@@ -20,6 +21,7 @@ MODELS = {
     "nsf": (flows.NeuralSplineFlow, build_flow_task),
     "maf": (flows.MAF, build_flow_task),
     "vae": (VAE, build_vae_task),
+    "hvae": (HierarchicalVAE, build_vae_task),
     "classifier": (Classifier, build_classifier_task),  # the domain feature network of gen_jax.eval
 }
 

@@ -22,11 +22,11 @@ from gen_jax.models.vae.likelihoods import (LIKELIHOODS, Bernoulli, DiscretizedL
                                             levels_to_centres, make_likelihood, split_params)
 from gen_jax.models.vae.networks import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
 from gen_jax.models.vae.vae import VAE, check_finite
-# Hierarchical VAE: its import and its __all__ entry go here.
+from gen_jax.models.vae.hierarchical import HierarchicalVAE
 
 __all__ = [
     "Bernoulli", "ConvDecoder", "ConvEncoder", "DiscretizedLogistic", "DiscretizedLogisticMixture",
-    "Gaussian", "LIKELIHOODS", "Likelihood", "MLPDecoder", "MLPEncoder", "VAE", "active_units",
+    "Gaussian", "HierarchicalVAE", "LIKELIHOODS", "Likelihood", "MLPDecoder", "MLPEncoder", "VAE", "active_units",
     "check_finite", "decode_grid", "discretized_logistic_log_prob", "gaussian", "gaussian_log_prob",
     "get_likelihood", "images_to_grid", "interpolation_grid", "kl_diag_gaussians",
     "kl_to_standard_normal", "latent_traversal", "levels_to_centres", "linear_interpolation",
