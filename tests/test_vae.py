@@ -437,7 +437,7 @@ def test_vae_bad_input_errors(digits_vae):
     VAE(event_shape=(8, 8, 1), latent_dim=2, likelihood="poisson", num_levels=17)
   with pytest.raises(ValueError, match="images need num_levels"):
     VAE(event_shape=(8, 8, 1), latent_dim=2, likelihood="discretized_logistic")
-  with pytest.raises(ValueError, match="num_levels \\(256\\) must equal the VAE's \\(17\\)"):
+  with pytest.raises(ValueError, match="num_levels \\(256\\) must equal the model's \\(17\\)"):
     VAE(event_shape=(8, 8, 1), latent_dim=2, likelihood=DiscretizedLogistic(256), num_levels=17)
   with pytest.raises(ValueError, match="use a discrete likelihood"):
     VAE(event_shape=(8, 8, 1), latent_dim=2, likelihood=Gaussian(), num_levels=17)

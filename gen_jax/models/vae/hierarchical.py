@@ -142,17 +142,13 @@ class HierarchicalVAE(nn.Module):
       raise ValueError(f"num_levels must be an integer in [2, 256] (uint8 images), got {self.num_levels!r}")
     checks.check_positive_int(self.latent_channels, "latent_channels")
     checks.check_positive_int(self.hidden_channels, "hidden_channels")
-    if getattr(self.observation, "num_levels", self.num_levels) != self.num_levels:
-      raise ValueError(f"the likelihood's num_levels ({self.observation.num_levels}) must equal the "
-                       f"model's ({self.num_levels})")
+    self.observation  # resolves the likelihood now: a mismatch is an error at construction
     super().__post_init__()
 
   @property
   def observation(self) -> likelihoods_lib.Likelihood:
     """The likelihood p(x | z) as an object (`likelihood` resolved from its name)."""
-    if isinstance(self.likelihood, likelihoods_lib.Likelihood):
-      return self.likelihood
-    return likelihoods_lib.make_likelihood(self.likelihood, True, self.num_levels)
+    return likelihoods_lib.resolve_likelihood(self.likelihood, True, self.num_levels)
 
   @property
   def scale_sizes(self) -> list[tuple[int, int]]:

@@ -345,3 +345,13 @@ def get_likelihood(name: str, spec: DataSpec, **options) -> Likelihood:
       on discrete data, or Bernoulli on more than two levels.
   """
   return make_likelihood(name, spec.kind == "image", spec.num_levels, **options)
+
+
+def resolve_likelihood(likelihood: "str | Likelihood", is_image: bool, num_levels: int | None) -> "Likelihood":
+  """A model's `likelihood` field (a name or an instance) as an instance whose levels match the model's."""
+  observation = likelihood if isinstance(likelihood, Likelihood) else make_likelihood(likelihood, is_image,
+                                                                                         num_levels)
+  if getattr(observation, "num_levels", num_levels) != num_levels:
+    raise ValueError(f"the likelihood's num_levels ({observation.num_levels}) must equal the model's "
+                     f"({num_levels})")
+  return observation

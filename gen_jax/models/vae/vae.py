@@ -113,9 +113,6 @@ class VAE(nn.Module):
     if self.architecture == "conv":
       check_conv_resolution(self.event_shape, self.channels)
     observation = self.observation
-    if getattr(observation, "num_levels", self.num_levels) != self.num_levels:
-      raise ValueError(f"the likelihood's num_levels ({observation.num_levels}) must equal the "
-                       f"VAE's ({self.num_levels})")
     if self.is_image and isinstance(observation, likelihoods_lib.Gaussian):
       raise ValueError("images are discrete levels: use a discrete likelihood (bernoulli for num_levels=2, "
                        "discretized_logistic(_mixture)), not a Gaussian density")
@@ -128,9 +125,7 @@ class VAE(nn.Module):
   @property
   def observation(self) -> likelihoods_lib.Likelihood:
     """The likelihood p(x | z) as an object (`likelihood` resolved from its name)."""
-    if isinstance(self.likelihood, likelihoods_lib.Likelihood):
-      return self.likelihood
-    return likelihoods_lib.make_likelihood(self.likelihood, self.is_image, self.num_levels)
+    return likelihoods_lib.resolve_likelihood(self.likelihood, self.is_image, self.num_levels)
 
   def setup(self):
     self.encoder, self.decoder = make_encoder_decoder(
