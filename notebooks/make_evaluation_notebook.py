@@ -4,16 +4,12 @@
 
 Runs in about a minute on 2 CPU cores (it trains a small classifier and runs Inception on 8 images).
 The closing summary quotes numbers the cells print; after executing, this script checks that every
-number it quotes appears in the outputs, so a summary cannot silently go stale.
+number it quotes appears in the outputs (`notebook_tools`), so a summary cannot silently go stale.
 """
 import os
-import re
-import time
 
-import nbformat as nbf
-from nbclient import NotebookClient
+from notebook_tools import REPO, execute_and_write
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PATH = os.path.join(REPO, "notebooks", "evaluation.ipynb")
 
 cells = [
@@ -213,29 +209,5 @@ for ax, (title, images) in zip(axes, [("GMM, T = 0.25", sample_gmm(0.25)), ("GMM
 ]
 
 
-def build():
-  nb = nbf.v4.new_notebook()
-  nb.cells = [nbf.v4.new_markdown_cell(src) if kind == "md" else nbf.v4.new_code_cell(src) for kind, src in cells]
-  nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-  return nb
-
-
-def quoted_numbers_missing(nb):
-  """Numbers in the closing summary that no cell output contains."""
-  outputs = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
-  return [n for n in re.findall(r"\d+\.\d+", nb.cells[-1].source) if n not in outputs]
-
-
-def main():
-  nb = build()
-  start = time.perf_counter()
-  NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": REPO}}).execute()
-  print(f"executed {PATH} in {time.perf_counter() - start:.1f} s")
-  nbf.write(nb, PATH)
-  missing = quoted_numbers_missing(nb)
-  if missing:
-    raise SystemExit(f"the summary quotes numbers that no output prints: {missing}")
-
-
 if __name__ == "__main__":
-  main()
+  execute_and_write(cells, PATH)
