@@ -64,13 +64,8 @@ def inception_network(weights=None, resize="clean", cache_dir=None, devices=None
 
 def _batches(images, batch_size):
   """(batch, num_real) over an array [N, ...] or an iterable of arrays, every batch batch_size rows."""
-  if isinstance(images, np.ndarray):
-    for batch, mask in padded_batches(images, batch_size):
-      yield batch, int(mask.sum())
-    return
-  for chunk in images:
-    chunk = np.asarray(chunk)
-    for batch, mask in padded_batches(chunk, batch_size):
+  for chunk in [images] if isinstance(images, np.ndarray) else images:
+    for batch, mask in padded_batches(np.asarray(chunk), batch_size):
       yield batch, int(mask.sum())
 
 

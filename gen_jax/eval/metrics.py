@@ -21,11 +21,12 @@ from gen_jax.eval import sample_quality
 
 
 def feature_network(weights=None, resize="clean", classifier=None):
-  """The Inception network, or the domain classifier of a gen_jax run directory."""
+  """The Inception network, or the domain classifier of a gen_jax run directory (and its data spec)."""
   if classifier is not None:
     from gen_jax.eval import domain_features  # pylint: disable=import-outside-toplevel
-    return domain_features.load_domain_classifier(classifier).feature_network()
-  return features.inception_network(weights, resize)
+    loaded = domain_features.load_domain_classifier(classifier)
+    return loaded.feature_network(), loaded.spec
+  return features.inception_network(weights, resize), None
 
 
 def main(argv=None):
@@ -42,11 +43,9 @@ def main(argv=None):
   parser.add_argument("--seed", type=int, default=2020, help="seed of KID's subsets and IS's shuffle")
   args = parser.parse_args(argv)
   metrics = sample_quality.check_metric_names([m for m in args.metrics.split(",") if m])
-  network = feature_network(args.weights, args.resize, args.classifier)
+  network, spec = feature_network(args.weights, args.resize, args.classifier)
   real, fake = (list(image_folder.iterate_image_folder(p, args.batch_size)) for p in (args.real, args.fake))
-  if args.classifier is not None:  # the classifier takes its dataset's levels: grey, 0..L-1
-    from gen_jax.eval import domain_features  # pylint: disable=import-outside-toplevel
-    spec = domain_features.load_domain_classifier(args.classifier).spec
+  if spec is not None:  # the classifier takes its dataset's levels: grey, 0..L-1
     convert = lambda chunk: image_folder.eight_bit_to_levels(
         image_folder.to_grey(chunk) if spec.event_shape[-1] == 1 else chunk, spec.num_levels)
     real, fake = [convert(c) for c in real], [convert(c) for c in fake]

@@ -11,7 +11,6 @@ returns {name: float}:
 `real` and `fake` are uint8 [N, H, W, C] arrays, iterables of such arrays, or feature dicts
 already extracted by `features.extract_features` (e.g. the real set's, computed once per run).
 """
-import numpy as np
 
 from gen_jax.eval import features as features_lib
 from gen_jax.eval import frechet

@@ -12,7 +12,6 @@ import argparse
 import sys
 
 import jax
-import numpy as np
 
 from gen_jax.data import load_dataset
 from gen_jax.eval import likelihood
@@ -43,8 +42,7 @@ def main(argv=None):
     sample_fn = jax.jit(run.task.sample, static_argnums=2)
     chunk = min(args.num_samples, 500)
     key = jax.random.fold_in(jax.random.key(args.seed), 5)
-    samples = np.concatenate([np.asarray(sample_fn(run.all_params, jax.random.fold_in(key, i), chunk))
-                              for i in range(-(-args.num_samples // chunk))])[:args.num_samples]
+    samples = training_metrics.draw_samples(sample_fn, run.all_params, key, args.num_samples, chunk)
   else:
     test = load_dataset(args.data, "test")
     spec, name, report = test.spec, f"data: {args.data} train", None

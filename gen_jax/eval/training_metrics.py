@@ -70,6 +70,12 @@ def feature_network_for(name, spec):
   raise ValueError(f"unknown feature network '{name}': expected one of {FEATURE_NETWORKS}")
 
 
+def draw_samples(sample_fn, params, key, num, chunk):
+  """`num` samples drawn `chunk` at a time (one compilation), chunk i with key fold_in(key, i)."""
+  return np.concatenate([np.asarray(sample_fn(params, jax.random.fold_in(key, i), chunk))
+                         for i in range(-(-num // chunk))])[:num]
+
+
 def make_sample_metrics(eval_config, spec, test_data, sample_fn):
   """Returns `score(params, key) -> {"sample/<metric>": value}`, or None when the config has none.
 
@@ -90,8 +96,7 @@ def make_sample_metrics(eval_config, spec, test_data, sample_fn):
 
   def score(params, key):
     start = time.perf_counter()
-    samples = np.concatenate([np.asarray(sample_fn(params, jax.random.fold_in(key, i), chunk))
-                              for i in range(-(-num // chunk))])[:num]
+    samples = draw_samples(sample_fn, params, key, num, chunk)
     if not np.all(np.isfinite(samples.astype(np.float64))):
       raise FloatingPointError("non-finite samples: sample-quality metrics cannot be computed")
     fake = {"features": samples.astype(np.float32)} if network.name == "identity" else convert(samples)
