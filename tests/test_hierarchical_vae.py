@@ -220,3 +220,21 @@ def test_bad_input_raises():
     HierarchicalVAE(event_shape=SHAPE, num_levels=LEVELS, likelihood=likelihoods.DiscretizedLogistic(256))
   with pytest.raises(ValueError, match="bernoulli likelihood needs binarized data"):
     HierarchicalVAE(event_shape=SHAPE, num_levels=LEVELS, likelihood="bernoulli")
+
+
+def test_task_figures_reconstruct_and_interpolate_between_posterior_means():
+  from gen_jax.data.spec import DataSpec
+  from gen_jax.models.vae.task import vae_task
+  params, _ = setup()
+  spec = DataSpec(name="digits", event_shape=SHAPE, num_levels=LEVELS, kind="image")
+  x = images(3, batch=16)
+  figures = vae_task(MODEL, spec).figures({"model": params}, rbg(2), x)
+  cell = SHAPE[0] + 1  # image_grid's 1-pixel padding
+  assert figures["reconstructions"].shape == (2 * cell + 1, 16 * cell + 1, 1)
+  assert figures["interpolations"].shape == (8 * cell + 1, 8 * cell + 1, 1)
+  # Row i runs from example i's posterior mean to example 8 + i's: its end columns are reconstructions.
+  recon = figures["reconstructions"][cell:]
+  for i in (0, 5):
+    row = figures["interpolations"][i * cell:(i + 1) * cell + 1]
+    np.testing.assert_array_equal(row[:, :cell + 1], recon[:, i * cell:(i + 1) * cell + 1])
+    np.testing.assert_array_equal(row[:, 7 * cell:], recon[:, (8 + i) * cell:(9 + i) * cell + 1])

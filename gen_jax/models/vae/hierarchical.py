@@ -105,6 +105,7 @@ class HierarchicalVAE(nn.Module):
     encode(x, rng=None) -> latents (posterior sample, or with rng None each layer's posterior mean
       given the means above it);
     decode(latents) -> the likelihood's parameters `out` [B, H, W, C * params_per_dim];
+    decode_mean(latents) -> E[x | z] [B, H, W, C];  posterior_mean(x) -> encode(x, rng=None);
     sample(rng, num) -> [num, H, W, C] from the likelihood.
 
   Attributes:
@@ -364,6 +365,14 @@ class HierarchicalVAE(nn.Module):
       checks.check_event_shape(z, shape, f"latents[{l}]")
     out, _ = self.top_down(latents[0].shape[0], None, latents=latents)
     return out
+
+  def decode_mean(self, latents: Sequence[jax.Array]) -> jax.Array:
+    """E[x | z], float32 in levels [B, H, W, C], given every layer's latent (top first)."""
+    return self.observation.mean(self.decode(latents))
+
+  def posterior_mean(self, x: jax.Array) -> list[jax.Array]:
+    """Each layer's posterior mean given the means above it (top first): `encode(x, rng=None)`."""
+    return self.encode(x, None)
 
   def sample(self, rng: jax.Array, num: int) -> jax.Array:
     """`num` images [num, H, W, C]: z ~ p(z) layer by layer, then x ~ p(x | z)."""

@@ -98,19 +98,26 @@ def vae_task(model, spec: DataSpec, beta: float = 1.0, kl_warmup_steps: int = 0,
                        method=model.iwae_bound)
 
   def figures(params, rng, examples):
-    if not discrete or spec.kind != "image" or not hasattr(model, "decode_mean"):
+    """Reconstructions (inputs above, decoded posterior means below) and slerp interpolations
+    between posterior means; works for any latent pytree (a vector, or the HVAE's layer list)."""
+    if not discrete or spec.kind != "image":
       return {}
     examples = jnp.asarray(prepare(jnp.asarray(examples), rng))
     levels = 2 if binarized else spec.num_levels
     to_levels = lambda x: np.clip(np.round(np.asarray(x)), 0, levels - 1).astype(np.uint8)
-    mean, _ = model.apply(params["model"], examples, method=model.encode)
-    reconstructions = model.apply(params["model"], mean, method=model.decode_mean)
+    decode_mean = lambda z: model.apply(params["model"], z, method=model.decode_mean)
+    latents = model.apply(params["model"], examples, method=model.posterior_mean)
     n = min(8, examples.shape[0] // 2)
-    z = jnp.concatenate([latent_space.spherical_interpolation(mean[i], mean[n + i], 8) for i in range(n)])
-    interpolations = model.apply(params["model"], z, method=model.decode_mean)
-    pairs = np.concatenate([np.asarray(examples[:16]), to_levels(reconstructions[:16])])
+
+    def interpolate(z):  # [B, ...] -> [n * 8, ...]: row i goes from example i to example n + i
+      flat = z.reshape(z.shape[0], -1)
+      path = jnp.concatenate([latent_space.spherical_interpolation(flat[i], flat[n + i], 8) for i in range(n)])
+      return path.reshape(-1, *z.shape[1:])
+
+    pairs = np.concatenate([np.asarray(examples[:16]), to_levels(decode_mean(latents)[:16])])
     return {"reconstructions": visualize.image_grid(pairs, levels, columns=16),
-            "interpolations": visualize.image_grid(to_levels(interpolations), levels, columns=8)}
+            "interpolations": visualize.image_grid(to_levels(decode_mean(jax.tree.map(interpolate, latents))),
+                                                   levels, columns=8)}
 
   return Task(model=model, init=init, loss=loss, evaluate=evaluate, sample=sample, loss_uses_step=True,
               figures=figures, log_likelihoods={"elbo": log_elbo, "iwae": log_iwae})

@@ -155,6 +155,10 @@ class VAE(nn.Module):
     """E[x | z], float32 in data scale (levels for images): [B, *event_shape]."""
     return self.observation.mean(self.decode(z))
 
+  def posterior_mean(self, x: jax.Array) -> jax.Array:
+    """E_q[z | x] [B, latent_dim]: the latent that reconstructions and interpolations start from."""
+    return self.encode(x)[0]
+
   def elbo(self, x: jax.Array, rng: jax.Array) -> dict[str, jax.Array]:
     """The ELBO and its parts in nats per example, one posterior sample.
 
