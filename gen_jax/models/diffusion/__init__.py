@@ -1,0 +1,1 @@
+"""Diffusion models: noise schedules, objectives, samplers and the probability-flow ODE."""
