@@ -3,7 +3,8 @@ from gen_jax.nn.conv_resnet import ConvResNet, ResidualBlock
 from gen_jax.nn.made import MADE, made_degrees, made_masks
 from gen_jax.nn.masked_dense import MaskedDense
 from gen_jax.nn.mlp import MLP
+from gen_jax.nn.time_mlp import TimeConditionedMLP
 from gen_jax.nn.unet import UNet
 
 __all__ = ["ConvResNet", "ResidualBlock", "MADE", "made_degrees", "made_masks", "MaskedDense",
-           "MLP", "UNet"]
+           "MLP", "TimeConditionedMLP", "UNet"]

@@ -1,0 +1,261 @@
+"""A Gaussian diffusion model (DDPM / VDM) as one Flax module: denoiser + noise schedule.
+
+The same module is DDPM (Ho et al. 2020) with a discrete schedule (`schedules.DiscreteSchedule`, T
+states) and VDM (Kingma et al. 2021) with a continuous log-SNR schedule (fixed or learned); the
+bound and the samplers are those of `elbo`, `process` and `samplers`:
+
+  elbo(x, rng)       one-sample unbiased estimate of the ELBO and its terms, nats per example:
+                     discrete time (a uniformly drawn transition times their number) or, with
+                     num_timesteps = 0 and a continuous schedule, VDM's continuous-time bound;
+  elbo_terms(x, rng, i)  the bound's diffusion term at transition i (for the full sum over steps,
+                     `gen_jax.models.diffusion.likelihood.elbo_all_steps`);
+  simple_loss(x, rng, train)  Ho et al.'s L_simple: || target - output ||^2 per example, with the
+                     target of the prediction parameterisation (eps, x0 or v) and t uniform;
+  denoise(z, t, train)   (x_hat, eps_hat);  log_snr(t);
+  sample(rng, num, num_steps, eta, clip_denoised)  DDIM(eta) / ancestral (eta = 1) from N(0, I);
+  edit(rng, x, t_start, num_steps, mask, eta)  noise x to t_start and run the sampler back to 0:
+                     denoising (SDEdit, Meng et al. 2022) or, with a mask, inpainting by replacement.
+
+Data: images enter as stored, integer levels x in {0, ..., L-1} (uint8 [B, H, W, C]) and the model
+works on their bin centres 2 x / (L - 1) - 1 in [-1, 1]; vectors (num_levels None) are float32
+[B, D] used as they are. Samples come back in the same form (levels, or float32 vectors).
+
+The antithetic ("low-discrepancy") time sampling of VDM draws one u ~ U(0, 1) per batch and uses
+t_i = (u + i / B) mod 1 for example i: unbiased per example, lower variance for the batch mean.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gen_jax import checks
+from gen_jax.models.diffusion import elbo as elbo_lib
+from gen_jax.models.diffusion import process
+from gen_jax.models.diffusion import samplers
+from gen_jax.models.diffusion.schedules import DiscreteSchedule, log_snr_and_derivative
+from gen_jax.models.vae.likelihoods import check_levels, levels_to_centres
+
+
+def antithetic_times(rng: jax.Array, batch: int) -> jax.Array:
+  """t_i = (u + i / B) mod 1, u ~ U(0, 1): each t_i uniform, the batch evenly spread; [B]."""
+  u = jax.random.uniform(rng, ())
+  return jnp.mod(u + jnp.arange(batch, dtype=jnp.float32) / batch, 1.0)
+
+
+class GaussianDiffusion(nn.Module):
+  """Attributes:
+    event_shape: (H, W, C) for images, (D,) for vectors.
+    denoiser: a module (z [B, ...], t [B] in [0, 1], train: bool) -> [B, ...] (e.g. `nn.UNet`).
+    schedule: a `schedules` dataclass (DiscreteSchedule, LinearLogSNR, CosineLogSNR, LearnedLogSNR).
+    num_levels: L for discrete images (uint8 levels), None for continuous vectors.
+    prediction: "eps", "x0" or "v" (`process.PREDICTIONS`).
+    num_timesteps: transitions of the bound. Discrete schedules: None = their own T - 1 transitions
+      between the T states. Continuous schedules: 0 = continuous time (VDM's L_inf), T > 0 = T equal
+      steps on [0, 1].
+  """
+  event_shape: tuple
+  denoiser: nn.Module
+  schedule: Any
+  num_levels: int | None = None
+  prediction: str = "eps"
+  num_timesteps: int | None = None
+
+  def __post_init__(self):
+    if self.prediction not in process.PREDICTIONS:
+      raise ValueError(f"prediction must be one of {process.PREDICTIONS}, got {self.prediction!r}")
+    discrete = isinstance(self.schedule, DiscreteSchedule)
+    if discrete and self.num_timesteps not in (None, self.schedule.num_timesteps - 1):
+      raise ValueError(f"a discrete schedule of {self.schedule.num_timesteps} states has "
+                       f"{self.schedule.num_timesteps - 1} transitions; num_timesteps must be None or "
+                       f"that, got {self.num_timesteps}")
+    if not discrete and (self.num_timesteps is None or self.num_timesteps < 0):
+      raise ValueError(f"a continuous schedule needs num_timesteps >= 0 (0 = continuous time), got "
+                       f"{self.num_timesteps}")
+    if self.num_levels is not None and not 2 <= self.num_levels <= 256:
+      raise ValueError(f"num_levels must be in [2, 256] (or None for vectors), got {self.num_levels}")
+    super().__post_init__()
+
+  def setup(self):
+    self.schedule_params = self.param("schedule", self.schedule.init)
+
+  # -- the pieces --------------------------------------------------------------------------------
+
+  @property
+  def num_transitions(self) -> int:
+    """T of the discrete-time bound; 0 for continuous time."""
+    if isinstance(self.schedule, DiscreteSchedule):
+      return self.schedule.num_timesteps - 1
+    return self.num_timesteps
+
+  def time_grid(self) -> np.ndarray:
+    """The bound's states t_0 = 0 < ... < t_T = 1 (float32 [T + 1]); continuous time has none."""
+    if isinstance(self.schedule, DiscreteSchedule):
+      return self.schedule.grid()
+    if self.num_timesteps == 0:
+      raise ValueError("a continuous-time model (num_timesteps=0) has no time grid")
+    return np.linspace(0.0, 1.0, self.num_timesteps + 1, dtype=np.float32)
+
+  def to_model_space(self, x: jax.Array) -> jax.Array:
+    """Levels -> bin centres in [-1, 1] for images; vectors checked and returned as float32."""
+    checks.check_event_shape(x, self.event_shape, "x")
+    if self.num_levels is None:
+      if not jnp.issubdtype(x.dtype, jnp.floating):
+        raise ValueError(f"x must be float vectors for a model with num_levels=None, got dtype {x.dtype}")
+      return x.astype(jnp.float32)
+    check_levels(x, self.num_levels)
+    return levels_to_centres(x, self.num_levels)
+
+  def log_snr(self, t: jax.Array) -> jax.Array:
+    return self.schedule.log_snr(self.schedule_params, t)
+
+  def log_snr_and_derivative(self, t: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(lambda(t), dlambda/dt)."""
+    return log_snr_and_derivative(self.schedule, self.schedule_params, t)
+
+  def denoise(self, z: jax.Array, t: jax.Array, train: bool = False) -> tuple[jax.Array, jax.Array]:
+    """(x_hat, eps_hat) at z_t; t [B] in [0, 1]."""
+    output = self.denoiser(z, t, train=train)
+    return process.predictions(output, z, self.log_snr(t), self.prediction)
+
+  def __call__(self, x: jax.Array, rng: jax.Array) -> dict[str, jax.Array]:
+    return self.elbo(x, rng)
+
+  # -- objectives --------------------------------------------------------------------------------
+
+  def _prior_and_reconstruction(self, x: jax.Array, x_data: jax.Array, rng: jax.Array, train: bool):
+    """(KL(q(z_1|x) || N(0, I)), log p(x | z_0) at one z_0 ~ q(z_0 | x)), each [B]."""
+    batch = x.shape[0]
+    log_snr_0, log_snr_1 = self.log_snr(jnp.zeros(())), self.log_snr(jnp.ones(()))
+    z_0 = process.diffuse(x, log_snr_0, jax.random.normal(rng, x.shape))
+    x_hat, _ = self.denoise(z_0, jnp.zeros((batch,)), train)
+    std = elbo_lib.decoder_std(log_snr_0)
+    if self.num_levels is None:
+      reconstruction = elbo_lib.gaussian_log_prob(x, x_hat, std)
+    else:
+      reconstruction = elbo_lib.discretized_gaussian_log_prob(x_data, x_hat, std, self.num_levels)
+    return elbo_lib.prior_kl(x, log_snr_1), reconstruction
+
+  def diffusion_term(self, x: jax.Array, rng: jax.Array, step: jax.Array | None = None,
+                     t: jax.Array | None = None, train: bool = False) -> jax.Array:
+    """The diffusion term [B]: at transition `step` [B] (ints in 1..T; discrete time: that KL, not
+    scaled by T) or at times t [B] (continuous time: the integrand -lambda'(t)/2 ||eps - eps_hat||^2)."""
+    eps = jax.random.normal(rng, x.shape)
+    if self.num_transitions == 0:
+      log_snr_t, dlog_snr_dt = self.log_snr_and_derivative(t)
+      z_t = process.diffuse(x, log_snr_t, eps)
+      _, eps_hat = self.denoise(z_t, t, train)
+      return elbo_lib.continuous_diffusion_term(eps, eps_hat, dlog_snr_dt)
+    grid = jnp.asarray(self.time_grid())
+    t, s = grid[step], grid[step - 1]
+    log_snr_t, log_snr_s = self.log_snr(t), self.log_snr(s)
+    z_t = process.diffuse(x, log_snr_t, eps)
+    _, eps_hat = self.denoise(z_t, t, train)
+    return elbo_lib.discrete_diffusion_term(eps, eps_hat, log_snr_s, log_snr_t)
+
+  def elbo(self, x: jax.Array, rng: jax.Array, train: bool = False) -> dict[str, jax.Array]:
+    """One-sample unbiased ELBO estimate in nats per example: dict(elbo, prior, diffusion,
+    reconstruction), each [B]; elbo = reconstruction - prior - diffusion.
+
+    Raises ValueError on x of the wrong shape, dtype or range.
+    """
+    x_data = x
+    x = self.to_model_space(x)
+    batch = x.shape[0]
+    time_rng, eps_rng, decoder_rng = jax.random.split(rng, 3)
+    prior, reconstruction = self._prior_and_reconstruction(x, x_data, decoder_rng, train)
+    t = antithetic_times(time_rng, batch)
+    if self.num_transitions == 0:
+      diffusion = self.diffusion_term(x, eps_rng, t=t, train=train)
+    else:  # transition i in 1..T, drawn uniformly (antithetically), times T
+      step = jnp.minimum((t * self.num_transitions).astype(jnp.int32) + 1, self.num_transitions)
+      diffusion = self.num_transitions * self.diffusion_term(x, eps_rng, step=step, train=train)
+    return {"elbo": reconstruction - prior - diffusion, "prior": prior, "diffusion": diffusion,
+            "reconstruction": reconstruction}
+
+  def simple_loss(self, x: jax.Array, rng: jax.Array, train: bool = False) -> jax.Array:
+    """Ho et al.'s L_simple per example [B]: mean over dimensions of (target - output)^2 at t ~ U
+    (a uniform state of a discrete grid, else t ~ U(0, 1)), target by `prediction`."""
+    x = self.to_model_space(x)
+    batch = x.shape[0]
+    time_rng, eps_rng = jax.random.split(rng)
+    t = antithetic_times(time_rng, batch)
+    if self.num_transitions:  # a state i in 1..T of the grid (state 0 is the decoder's)
+      grid = jnp.asarray(self.time_grid())
+      t = grid[jnp.minimum((t * self.num_transitions).astype(jnp.int32) + 1, self.num_transitions)]
+    eps = jax.random.normal(eps_rng, x.shape)
+    log_snr = self.log_snr(t)
+    output = self.denoiser(process.diffuse(x, log_snr, eps), t, train=train)
+    target = process.prediction_target(x, eps, log_snr, self.prediction)
+    return jnp.mean(((target - output) ** 2).reshape(batch, -1), axis=-1)
+
+  # -- sampling ----------------------------------------------------------------------------------
+
+  def _pure(self, method: str):
+    """This module's `method` as a pure function of its arguments (for lax.scan / ODE solvers)."""
+    variables, module = self.variables, self.clone(parent=None)
+    return lambda *args: module.apply(variables, *args, method=method)
+
+  def _grid(self, num_steps: int | None, t_start: float = 1.0) -> np.ndarray:
+    discrete = isinstance(self.schedule, DiscreteSchedule)
+    if num_steps is None:
+      if not discrete and self.num_timesteps == 0:
+        raise ValueError("num_steps is required for a continuous-time model")
+      num_steps = self.num_transitions
+    return samplers.sampling_grid(num_steps, self.schedule.grid() if discrete else None, t_start)
+
+  def _decode(self, rng: jax.Array, z_0: jax.Array, clip_denoised: bool) -> jax.Array:
+    """x ~ p(x | z_0): the decoder's Gaussian around x_hat(z_0), binned to levels for images."""
+    x_hat, _ = self._pure("denoise")(z_0, jnp.zeros((z_0.shape[0],)))
+    if clip_denoised:
+      x_hat = jnp.clip(x_hat, -1.0, 1.0)
+    x = x_hat + elbo_lib.decoder_std(self._pure("log_snr")(jnp.zeros(()))) * jax.random.normal(rng, x_hat.shape)
+    if self.num_levels is None:
+      return x
+    # The edge bins take the tails (the discretized decoder's definition), hence the clip of levels.
+    levels = jnp.round((x + 1.0) * (self.num_levels - 1) / 2.0)
+    return jnp.clip(levels, 0, self.num_levels - 1).astype(jnp.uint8)
+
+  def sample(self, rng: jax.Array, num: int, num_steps: int | None = None, eta: float = 1.0,
+             clip_denoised: bool | None = None, return_trajectory: bool = False):
+    """`num` samples: z_1 ~ N(0, I), DDIM(eta) steps (eta = 1: ancestral) to t = 0, x ~ p(x | z_0).
+
+    num_steps defaults to the bound's transitions (DDPM's full chain); clip_denoised defaults to
+    True for images. With return_trajectory, also x_hat at every step [num_steps, num, ...].
+    """
+    checks.check_positive_int(num, "num")
+    clip = self.num_levels is not None if clip_denoised is None else clip_denoised
+    start_rng, loop_rng, decoder_rng = jax.random.split(rng, 3)
+    z_1 = jax.random.normal(start_rng, (num, *self.event_shape))
+    result = samplers.run_sampler(self._pure("denoise"), self._pure("log_snr"), z_1, self._grid(num_steps),
+                                  loop_rng, eta, clip, return_trajectory=return_trajectory)
+    z_0, trajectory = result if return_trajectory else (result, None)
+    x = self._decode(decoder_rng, z_0, clip)
+    return (x, trajectory) if return_trajectory else x
+
+  def edit(self, rng: jax.Array, x: jax.Array, t_start: float, num_steps: int | None = None,
+           mask: jax.Array | None = None, eta: float = 1.0, clip_denoised: bool | None = None) -> jax.Array:
+    """Noises x to t_start and samples back to t = 0 (denoising / SDEdit); with `mask` (x's shape,
+    1 = keep), the kept part is re-noised from x at every step (inpainting by replacement).
+
+    num_steps: steps from t_start to 0 (default: as many grid states as lie below t_start).
+    """
+    x_model = self.to_model_space(x)
+    if mask is not None and mask.shape != x.shape:
+      raise ValueError(f"mask must have x's shape {tuple(x.shape)}, got {tuple(mask.shape)}")
+    clip = self.num_levels is not None if clip_denoised is None else clip_denoised
+    if num_steps is None:
+      grid = self.time_grid() if self.num_transitions else None
+      num_steps = int(np.sum(grid <= t_start + 1e-6)) - 1 if grid is not None else None
+    times = self._grid(num_steps, t_start)
+    noise_rng, loop_rng, decoder_rng = jax.random.split(rng, 3)
+    z_start = process.diffuse(x_model, self._pure("log_snr")(jnp.asarray(times[0])),
+                              jax.random.normal(noise_rng, x_model.shape))
+    known = None if mask is None else (x_model, mask.astype(jnp.float32))
+    z_0 = samplers.run_sampler(self._pure("denoise"), self._pure("log_snr"), z_start, times, loop_rng, eta,
+                               clip, known=known)
+    out = self._decode(decoder_rng, z_0, clip)
+    return out if mask is None else jnp.where(mask > 0, x, out)
