@@ -37,13 +37,29 @@ class Run:
   workdir: str
 
 
-def load_run(workdir: str, step: int | None = None, use_ema: bool = True) -> Run:
-  """Loads the checkpoint at `step` (default: the latest) of the run in `workdir`."""
+def load_run(workdir: str, step: int | None = None, use_ema: bool = True,
+             overrides: dict | None = None) -> Run:
+  """Loads the checkpoint at `step` (default: the latest) of the run in `workdir`.
+
+  `overrides` {"sampler.num_steps": 50, ...} change config fields that do not change the params'
+  shapes (e.g. a diffusion model's sampler) before the task is built; a field the config lacks is
+  an error.
+  """
   config_path = os.path.join(workdir, "config.json")
   if not os.path.exists(config_path):
     raise FileNotFoundError(f"{workdir} is not a gen_jax run: expected {config_path}")
   with open(config_path) as f:
     config = ml_collections.ConfigDict(json.load(f))
+  for name, value in (overrides or {}).items():
+    *parents, leaf = name.split(".")
+    node = config
+    for parent in parents:
+      if parent not in node:
+        raise KeyError(f"override {name!r}: the run's config has no field {parent!r}")
+      node = node[parent]
+    if leaf not in node:
+      raise KeyError(f"override {name!r}: the run's config has no field {leaf!r}")
+    node[leaf] = value
   with open(os.path.join(workdir, "data_spec.json")) as f:
     raw = json.load(f)
   spec = DataSpec(**{**raw, "event_shape": tuple(raw["event_shape"])})

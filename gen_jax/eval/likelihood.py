@@ -7,10 +7,12 @@ discrete data (images; `gen_jax.data.dequantize.bits_per_dim`), its standard err
 and the seconds per 1000 examples (compilation excluded).
 
   python -m gen_jax.eval.likelihood --workdir runs/quickstart [--estimator exact] [--split test]
+      [--option NAME=VALUE ...]   (estimator options, e.g. divergence=exact for probability_flow)
 """
 from __future__ import annotations
 
 import argparse
+import ast
 import functools
 import math
 import sys
@@ -113,6 +115,21 @@ def run_likelihood(run, estimator: str = "exact", split: str = "test", batch_siz
                              rng=jax.random.key(seed), batch_size=batch_size, num_dims=num_dims, estimator=estimator)
 
 
+def parse_options(pairs: list[str]) -> dict:
+  """["divergence=exact", "rtol=1e-5"] -> {"divergence": "exact", "rtol": 1e-05} (also dotted config
+  field names, "sampler.num_steps=50")."""
+  options = {}
+  for pair in pairs:
+    name, sep, value = pair.partition("=")
+    if not sep or not all(part.isidentifier() for part in name.split(".")):
+      raise ValueError(f"options must be NAME=VALUE with NAME an identifier (dots allowed), got {pair!r}")
+    try:
+      options[name] = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+      options[name] = value
+  return options
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(prog="python -m gen_jax.eval.likelihood", description=__doc__.split("\n")[0])
   parser.add_argument("--workdir", required=True, help="a gen_jax run directory")
@@ -122,10 +139,14 @@ def main(argv=None):
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--k", type=int, default=None, help="samples of the IWAE bound")
   parser.add_argument("--num-examples", type=int, default=None, help="only the split's first N examples")
+  parser.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                      help="an estimator option, e.g. divergence=exact, rtol=1e-5, num_step_samples=100 "
+                           "(VALUE read as a Python literal, else a string); repeatable")
   args = parser.parse_args(argv)
   from gen_jax.run import load_run  # pylint: disable=import-outside-toplevel
   run = load_run(args.workdir)
   options = {} if args.k is None else {"k": args.k}
+  options.update(parse_options(args.option))
   report = run_likelihood(run, args.estimator, args.split, args.batch_size, args.seed,
                           num_examples=args.num_examples, **options)
   print("| run | estimator | NLL (nats) | bits/dim | examples | s / 1k examples |\n|---|---|---|---|---|---|")

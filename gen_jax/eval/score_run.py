@@ -3,6 +3,8 @@
   python -m gen_jax.eval.score_run --workdir runs/glow_digits \
       --feature-network classifier:runs/classifier_digits [--metrics fid,kid,prdc,is] [--num-samples 1000]
   python -m gen_jax.eval.score_run --data digits --feature-network classifier:runs/classifier_digits
+  python -m gen_jax.eval.score_run --workdir runs/ddpm_digits --feature-network classifier:runs/classifier_digits \
+      --estimator none --set sampler.num_steps=50 --set sampler.eta=0.0      (DDIM-50 samples)
 
 `--data NAME` scores real training images in place of samples: the floor a perfect model would reach
 with the same number of samples (FID is biased upwards at small sample sizes; KID is not).
@@ -27,7 +29,11 @@ def main(argv=None):
   parser.add_argument("--feature-network", required=True, help=f"one of {training_metrics.FEATURE_NETWORKS}")
   parser.add_argument("--metrics", default="fid,kid,prdc,is")
   parser.add_argument("--num-samples", type=int, default=1000)
-  parser.add_argument("--estimator", default="exact", help="likelihood estimator (see gen_jax.eval.likelihood)")
+  parser.add_argument("--estimator", default="exact",
+                      help="likelihood estimator (see gen_jax.eval.likelihood), or 'none' to skip it")
+  parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                      help="override a config field of the run before sampling, e.g. sampler.num_steps=50 "
+                           "sampler.eta=0.0 (a diffusion model's sampler); repeatable")
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--batch-size", type=int, default=100, help="feature-network batch")
   args = parser.parse_args(argv)
@@ -35,10 +41,12 @@ def main(argv=None):
 
   if args.workdir:
     from gen_jax.run import load_run  # pylint: disable=import-outside-toplevel
-    run = load_run(args.workdir)
-    spec, name = run.spec, args.workdir
+    overrides = likelihood.parse_options(args.set)
+    run = load_run(args.workdir, overrides=overrides)
+    spec = run.spec
+    name = " ".join([args.workdir] + args.set)
     test = load_dataset(run.config.data.name, "test", run.config.data.data_dir)
-    report = likelihood.run_likelihood(run, args.estimator, seed=args.seed)
+    report = None if args.estimator == "none" else likelihood.run_likelihood(run, args.estimator, seed=args.seed)
     sample_fn = jax.jit(run.task.sample, static_argnums=2)
     chunk = min(args.num_samples, 500)
     key = jax.random.fold_in(jax.random.key(args.seed), 5)

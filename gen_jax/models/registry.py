@@ -8,13 +8,14 @@ from gen_jax.data.spec import DataSpec
 from gen_jax.models import flows
 from gen_jax.models.classifier import Classifier
 from gen_jax.models.classifier_task import build_classifier_task
+from gen_jax.models.diffusion.task import build_diffusion_task, diffusion_model
 from gen_jax.models.flows.task import build_flow_task
 from gen_jax.models.vae.task import build_vae_task
 from gen_jax.models.vae.hierarchical import HierarchicalVAE
 from gen_jax.models.vae.vae import VAE
 from gen_jax.train.task import Task
 
-# name -> (module class, task builder)
+# name -> (module class or factory(event_shape=..., **fields), task builder)
 MODELS = {
     "realnvp": (flows.RealNVP, build_flow_task),
     "glow": (flows.Glow, build_flow_task),
@@ -22,6 +23,7 @@ MODELS = {
     "maf": (flows.MAF, build_flow_task),
     "vae": (VAE, build_vae_task),
     "hvae": (HierarchicalVAE, build_vae_task),
+    "diffusion": (diffusion_model, build_diffusion_task),  # DDPM / VDM: a factory, not a class
     "classifier": (Classifier, build_classifier_task),  # the domain feature network of gen_jax.eval
 }
 

@@ -36,8 +36,17 @@ from gen_jax import checks
 from gen_jax.models.diffusion import elbo as elbo_lib
 from gen_jax.models.diffusion import process
 from gen_jax.models.diffusion import samplers
-from gen_jax.models.diffusion.schedules import DiscreteSchedule, log_snr_and_derivative
+from gen_jax.models.diffusion.schedules import DiscreteSchedule, LearnedLogSNR, log_snr_and_derivative
 from gen_jax.models.vae.likelihoods import check_levels, levels_to_centres
+
+
+@jax.custom_vjp
+def scale_gradient(x: jax.Array, scale: jax.Array) -> jax.Array:
+  """Identity on x whose gradient is multiplied by `scale` (x's shape); no gradient to scale."""
+  return x
+
+
+scale_gradient.defvjp(lambda x, scale: (x, scale), lambda scale, g: (g * scale, jnp.zeros_like(scale)))
 
 
 def antithetic_times(rng: jax.Array, batch: int) -> jax.Array:
@@ -116,10 +125,22 @@ class GaussianDiffusion(nn.Module):
     """(lambda(t), dlambda/dt)."""
     return log_snr_and_derivative(self.schedule, self.schedule_params, t)
 
-  def denoise(self, z: jax.Array, t: jax.Array, train: bool = False) -> tuple[jax.Array, jax.Array]:
-    """(x_hat, eps_hat) at z_t; t [B] in [0, 1]."""
-    output = self.denoiser(z, t, train=train)
-    return process.predictions(output, z, self.log_snr(t), self.prediction)
+  def network_time(self, t: jax.Array, log_snr: jax.Array) -> jax.Array:
+    """The denoiser's time input: t for a discrete schedule; for a continuous one the position of
+    lambda(t) in the configured range, (lambda_max - lambda) / (lambda_max - lambda_min) (= t for
+    `LinearLogSNR`), so the network sees the noise level itself and a learned schedule only
+    changes which levels the bound weights (VDM conditions on gamma(t) likewise)."""
+    if isinstance(self.schedule, DiscreteSchedule):
+      return t
+    span = self.schedule.log_snr_max - self.schedule.log_snr_min
+    return (self.schedule.log_snr_max - log_snr) / span
+
+  def denoise(self, z: jax.Array, t: jax.Array, train: bool = False, log_snr: jax.Array | None = None
+              ) -> tuple[jax.Array, jax.Array]:
+    """(x_hat, eps_hat) at z_t; t [B] in [0, 1] (log_snr: lambda(t) if already computed)."""
+    log_snr = self.log_snr(t) if log_snr is None else log_snr
+    output = self.denoiser(z, self.network_time(t, log_snr), train=train)
+    return process.predictions(output, z, log_snr, self.prediction)
 
   def __call__(self, x: jax.Array, rng: jax.Array) -> dict[str, jax.Array]:
     return self.elbo(x, rng)
@@ -146,8 +167,10 @@ class GaussianDiffusion(nn.Module):
     eps = jax.random.normal(rng, x.shape)
     if self.num_transitions == 0:
       log_snr_t, dlog_snr_dt = self.log_snr_and_derivative(t)
+      if train and isinstance(self.schedule, LearnedLogSNR):
+        log_snr_t, dlog_snr_dt = self._variance_gradient_schedule(x, eps, t, log_snr_t, dlog_snr_dt)
       z_t = process.diffuse(x, log_snr_t, eps)
-      _, eps_hat = self.denoise(z_t, t, train)
+      _, eps_hat = self.denoise(z_t, t, train, log_snr=log_snr_t)
       return elbo_lib.continuous_diffusion_term(eps, eps_hat, dlog_snr_dt)
     grid = jnp.asarray(self.time_grid())
     t, s = grid[step], grid[step - 1]
@@ -155,6 +178,23 @@ class GaussianDiffusion(nn.Module):
     z_t = process.diffuse(x, log_snr_t, eps)
     _, eps_hat = self.denoise(z_t, t, train)
     return elbo_lib.discrete_diffusion_term(eps, eps_hat, log_snr_s, log_snr_t)
+
+  def _variance_gradient_schedule(self, x, eps, t, log_snr_t, dlog_snr_dt):
+    """(lambda(t), lambda'(t)) whose learned *shape* s(t) passes the gradient of E[L^2] instead of
+    E[L] (VDM, Kingma et al. 2021, sec. 5 and appendix I.2): in continuous time the bound does not
+    depend on the shape between fixed endpoints, so the shape is trained to minimise the variance of
+    the diffusion term L, while the endpoints and the denoiser follow the bound as usual.
+
+    d E[L^2] / d s = E[2 L dL/ds]: the shape's gradient is scaled per example by 2 L, with L from a
+    forward pass without gradient (one extra denoiser evaluation per training step; without dropout,
+    so with dropout the scale is that of the deterministic network)."""
+    z_t = process.diffuse(x, log_snr_t, eps)
+    _, eps_hat = self.denoise(z_t, t, False, log_snr=log_snr_t)
+    scale = jax.lax.stop_gradient(2.0 * elbo_lib.continuous_diffusion_term(eps, eps_hat, dlog_snr_dt))
+    shape, dshape_dt = jax.jvp(lambda u: self.schedule.shape(self.schedule_params, u), (t,), (jnp.ones_like(t),))
+    shape, dshape_dt = scale_gradient(shape, scale), scale_gradient(dshape_dt, scale)
+    span = jax.nn.softplus(self.schedule_params["gap"])
+    return self.schedule_params["log_snr_max"] - span * shape, -span * dshape_dt
 
   def elbo(self, x: jax.Array, rng: jax.Array, train: bool = False) -> dict[str, jax.Array]:
     """One-sample unbiased ELBO estimate in nats per example: dict(elbo, prior, diffusion,
@@ -188,7 +228,7 @@ class GaussianDiffusion(nn.Module):
       t = grid[jnp.minimum((t * self.num_transitions).astype(jnp.int32) + 1, self.num_transitions)]
     eps = jax.random.normal(eps_rng, x.shape)
     log_snr = self.log_snr(t)
-    output = self.denoiser(process.diffuse(x, log_snr, eps), t, train=train)
+    output = self.denoiser(process.diffuse(x, log_snr, eps), self.network_time(t, log_snr), train=train)
     target = process.prediction_target(x, eps, log_snr, self.prediction)
     return jnp.mean(((target - output) ** 2).reshape(batch, -1), axis=-1)
 

@@ -1,0 +1,145 @@
+"""The diffusion family on the training skeleton: model builder, objective, figures, estimators.
+
+Objectives (config.loss.objective):
+  "simple"  Ho et al.'s L_simple, the mean squared error of the prediction target (DDPM);
+  "elbo"    the variational bound itself, in bits/dim for images (VDM trains on it; a learned
+            schedule needs it).
+Evaluation always reports the ELBO (nats, bits/dim for images) and its three terms, from one
+unbiased draw per example; `gen_jax.eval.likelihood` adds the test-set estimators
+  "elbo"              diffusion term averaged over K transitions per example (option
+                      num_step_samples; default all T transitions for discrete time, 100 times for
+                      continuous time);
+  "probability_flow"  the probability-flow ODE log-likelihood (options divergence "hutchinson" or
+                      "exact", method, rtol, atol, num_steps), dequantized for images.
+A run draws its samples with config.sampler (num_steps, eta) and writes two figures for images:
+the denoised estimate x_hat along the sampling chain, and inpainting of the bottom half of test
+images.
+"""
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from gen_jax import visualize
+from gen_jax.data.spec import DataSpec
+from gen_jax.models.diffusion import likelihood
+from gen_jax.models.diffusion.diffusion import GaussianDiffusion
+from gen_jax.models.diffusion.schedules import make_schedule
+from gen_jax.nn import TimeConditionedMLP, UNet
+from gen_jax.train.task import Task
+
+OBJECTIVES = ("simple", "elbo")
+
+
+def diffusion_model(event_shape, denoiser: str = "unet", schedule: str = "linear_betas",
+                    num_timesteps: int = 1000, log_snr_max: float = 13.3, log_snr_min: float = -5.0,
+                    prediction: str = "eps", num_levels: int | None = None, **denoiser_options
+                    ) -> GaussianDiffusion:
+  """A `GaussianDiffusion` from config fields.
+
+  Args:
+    event_shape: (H, W, C) or (D,).
+    denoiser: "unet" (`nn.UNet`, options channels, channel_multipliers, num_res_blocks,
+      attention_resolutions, dropout, num_groups) or "mlp" (`nn.TimeConditionedMLP`, options
+      hidden_sizes, embedding_dim).
+    schedule: a name of `schedules.SCHEDULES`.
+    num_timesteps: discrete schedules: T, their number of states; continuous ones: transitions of
+      the bound, 0 for continuous time.
+    log_snr_max, log_snr_min: the log-SNR range of continuous schedules.
+    prediction: "eps", "x0" or "v".
+    num_levels: L for images, None for vectors.
+  """
+  if denoiser == "unet":
+    network = UNet(**denoiser_options)
+  elif denoiser == "mlp":
+    network = TimeConditionedMLP(**denoiser_options)
+  else:
+    raise ValueError(f"model.denoiser must be 'unet' or 'mlp', got {denoiser!r}")
+  discrete = schedule.endswith("_betas")
+  return GaussianDiffusion(event_shape=tuple(event_shape), denoiser=network,
+                           schedule=make_schedule(schedule, num_timesteps, log_snr_max, log_snr_min),
+                           num_levels=num_levels, prediction=prediction,
+                           num_timesteps=None if discrete else num_timesteps)
+
+
+def diffusion_task(model: GaussianDiffusion, spec: DataSpec, objective: str = "simple",
+                   sample_steps: int | None = None, sample_eta: float = 1.0) -> Task:
+  if objective not in OBJECTIVES:
+    raise ValueError(f"loss.objective must be one of {OBJECTIVES}, got {objective!r}")
+  if (model.num_levels is None) != (spec.num_levels is None) or (
+      model.num_levels is not None and model.num_levels != spec.num_levels):
+    raise ValueError(f"model.num_levels={model.num_levels} must equal the data's num_levels={spec.num_levels}")
+  num_dims = math.prod(spec.event_shape)
+  images = spec.num_levels is not None
+  scale = num_dims * math.log(2) if images else 1.0  # bits/dim-sized losses for images, nats for vectors
+
+  def init(rng, batch):
+    params_rng, dropout_rng, elbo_rng = jax.random.split(rng, 3)
+    return {"model": model.init({"params": params_rng, "dropout": dropout_rng}, batch, elbo_rng,
+                                method=model.elbo)}
+
+  def loss(params, batch, rng):
+    dropout_rng, loss_rng = jax.random.split(rng)
+    rngs = {"dropout": dropout_rng}
+    if objective == "simple":
+      value = jnp.mean(model.apply(params["model"], batch, loss_rng, True, method=model.simple_loss, rngs=rngs))
+      return value, {"simple_loss": value}
+    parts = model.apply(params["model"], batch, loss_rng, True, method=model.elbo, rngs=rngs)
+    metrics = {name: jnp.mean(value) for name, value in parts.items()}
+    value = -metrics["elbo"] / scale
+    if images:
+      metrics["bpd"] = value
+    return value, metrics
+
+  def evaluate(params, batch, rng):
+    parts = model.apply(params["model"], batch, rng, method=model.elbo)
+    metrics = {"nll": -parts["elbo"], "prior": parts["prior"], "diffusion": parts["diffusion"],
+               "reconstruction": parts["reconstruction"]}
+    if images:
+      metrics["bpd"] = -parts["elbo"] / scale
+    return metrics
+
+  def sample(params, rng, num):
+    return model.apply(params["model"], rng, num, sample_steps, sample_eta, method=model.sample)
+
+  def log_elbo(params, batch, rng, num_step_samples=None):
+    return likelihood.elbo_over_steps(model, params["model"], batch, rng, num_step_samples)["elbo"]
+
+  def log_probability_flow(params, batch, rng, divergence="hutchinson", **solver_options):
+    log_p, solution = likelihood.probability_flow_log_likelihood(model, params["model"], batch, rng,
+                                                                 divergence, **solver_options)
+    return jnp.where(solution.succeeded, log_p, jnp.nan)  # a failed solve is reported as non-finite
+
+  def figures(params, rng, examples):
+    if not images:
+      return {}
+    levels = spec.num_levels
+    to_levels = lambda x: np.clip(np.round((np.asarray(x) + 1) * (levels - 1) / 2), 0, levels - 1).astype(np.uint8)
+    sample_rng, edit_rng = jax.random.split(rng)
+    _, trajectory = model.apply(params["model"], sample_rng, 8, sample_steps, sample_eta,
+                                return_trajectory=True, method=model.sample)  # [steps, 8, ...]
+    columns = np.round(np.linspace(0, trajectory.shape[0] - 1, 8)).astype(int)
+    chain = np.swapaxes(to_levels(np.clip(trajectory[columns], -1, 1)), 0, 1).reshape(-1, *spec.event_shape)
+    examples = jnp.asarray(examples[:8])
+    mask = np.zeros(examples.shape, np.float32)
+    mask[:, : spec.event_shape[0] // 2] = 1.0  # top half known
+    inpainted = model.apply(params["model"], edit_rng, examples, 1.0, sample_steps, jnp.asarray(mask), sample_eta,
+                            method=model.edit)
+    rows = np.concatenate([np.asarray(examples), (np.asarray(examples) * mask).astype(np.uint8),
+                           np.asarray(inpainted)])
+    return {"denoising": visualize.image_grid(chain, levels, columns=8),
+            "inpainting": visualize.image_grid(rows, levels, columns=8)}
+
+  return Task(model=model, init=init, loss=loss, evaluate=evaluate, sample=sample, figures=figures,
+              log_likelihoods={"elbo": log_elbo, "probability_flow": log_probability_flow})
+
+
+def build_diffusion_task(config: ml_collections.ConfigDict, model: GaussianDiffusion, spec: DataSpec) -> Task:
+  loss = config.get("loss", ml_collections.ConfigDict())
+  sampler = config.get("sampler", ml_collections.ConfigDict())
+  return diffusion_task(model, spec, objective=loss.get("objective", "simple"),
+                        sample_steps=sampler.get("num_steps", None), sample_eta=sampler.get("eta", 1.0))
