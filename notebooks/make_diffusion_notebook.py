@@ -85,7 +85,7 @@ fig, axes = plt.subplots(2, len(times), figsize=(2.2 * len(times), 4.6))
 for i, t in enumerate(times):
   log_snr = linear.log_snr({}, t)
   z = process.diffuse(test[:2000], log_snr, eps)
-  axes[0, i].scatter(*np.asarray(z).T, s=1, alpha=0.3)
+  axes[0, i].scatter(*np.asarray(z).T, s=1)
   axes[0, i].set_xlim(-4, 4); axes[0, i].set_ylim(-4, 4); axes[0, i].set_aspect("equal")
   axes[0, i].set_title(f"t = {t:.1f}, lambda = {float(log_snr):.1f}")
   axes[1, i].imshow(np.asarray(process.diffuse(digit, log_snr, eps_digit))[0, ..., 0], cmap="gray", vmin=-2, vmax=2)
@@ -182,9 +182,9 @@ step_times = np.linspace(1.0, 0.0, sample_steps + 1)[:-1]  # x_hats[k] is x_hat 
 shown = [0, 30, 40, 50, 60, 90]
 fig, axes = plt.subplots(1, len(shown) + 1, figsize=(2.3 * (len(shown) + 1), 2.6))
 for ax, k in zip(axes, shown):
-  ax.scatter(*np.asarray(x_hats[k]).T, s=1, alpha=0.3); ax.set_title(f"x_hat at t = {step_times[k]:.2f}")
+  ax.scatter(*np.asarray(x_hats[k]).T, s=1); ax.set_title(f"x_hat at t = {step_times[k]:.2f}")
 ax = axes[-1]
-ax.scatter(*np.asarray(test[:2000]).T, s=1, alpha=0.15, color="gray")
+ax.scatter(*np.asarray(test[:2000]).T, s=1, color="0.85")
 for i in range(8):
   ax.plot(*np.asarray(x_hats[30:, i]).T, lw=1); ax.plot(*np.asarray(samples[i]), "k.", ms=5)
 ax.set_title("x_hat, t <= 0.7; dot: sample")
@@ -215,7 +215,7 @@ z_1 = jax.random.normal(jax.random.key(8), (8, 2))
 fig, axes = plt.subplots(1, 2, figsize=(10, 4))
 for ax, eta, name in zip(axes, (1.0, 0.0), ("ancestral (eta = 1)", "DDIM (eta = 0)")):
   path = np.asarray(paths_fn(variables, z_1, jax.random.key(9), sample_steps, eta))
-  ax.scatter(*np.asarray(test[:2000]).T, s=1, alpha=0.15, color="gray")
+  ax.scatter(*np.asarray(test[:2000]).T, s=1, color="0.85")
   for i in range(path.shape[1]):
     ax.plot(*path[:, i].T, lw=0.8); ax.plot(*path[0, i], "kx"); ax.plot(*path[-1, i], "k.", ms=6)
   length = np.linalg.norm(np.diff(path, axis=0), axis=-1).sum(0).mean()
@@ -270,11 +270,11 @@ for name, evaluations, s in rows:
     ("code", """fig, axes = plt.subplots(2, 4, figsize=(13, 6.5))
 for row, eta in enumerate((1.0, 0.0)):
   for col, num_steps in enumerate((10, 50, 200)):
-    axes[row, col].scatter(*np.asarray(results[num_steps, eta]).T, s=1, alpha=0.3)
+    axes[row, col].scatter(*np.asarray(results[num_steps, eta]).T, s=1)
     axes[row, col].set_title(f"{'ancestral' if eta else 'DDIM'}, {num_steps} steps")
-axes[0, 3].scatter(*np.asarray(ode_samples).T, s=1, alpha=0.3)
+axes[0, 3].scatter(*np.asarray(ode_samples).T, s=1)
 axes[0, 3].set_title(f"probability-flow ODE ({int(ode_solution.num_function_evals)} evals)")
-axes[1, 3].scatter(*np.asarray(test[:2000]).T, s=1, alpha=0.3, color="gray"); axes[1, 3].set_title("held-out data")
+axes[1, 3].scatter(*np.asarray(test[:2000]).T, s=1, color="gray"); axes[1, 3].set_title("held-out data")
 for ax in axes.flat: ax.set_xlim(-3.5, 3.5); ax.set_ylim(-2.5, 3); ax.set_aspect("equal")
 fig.tight_layout()"""),
     ("md", """## Summary
