@@ -26,7 +26,7 @@ def elbo_over_steps(model, variables, x: jax.Array, rng: jax.Array, num_step_sam
   transitions (times) per example; default K = T for discrete time (the exact sum), 100 for
   continuous time."""
   num_transitions = model.num_transitions
-  k = num_step_samples or (num_transitions if num_transitions else 100)
+  k = (num_transitions or 100) if num_step_samples is None else num_step_samples
   if not isinstance(k, int) or k < 1 or (num_transitions and k > num_transitions):
     raise ValueError(f"num_step_samples must be an int in [1, T={num_transitions or 'inf'}], got {num_step_samples!r}")
   parts = model.apply(variables, x, rng, method=model.elbo)  # prior and reconstruction as in `elbo`
