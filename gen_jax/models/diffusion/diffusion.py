@@ -8,7 +8,7 @@ bound and the samplers are those of `elbo`, `process` and `samplers`:
                      discrete time (a uniformly drawn transition times their number) or, with
                      num_timesteps = 0 and a continuous schedule, VDM's continuous-time bound;
   elbo_terms(x, rng, i)  the bound's diffusion term at transition i (for the full sum over steps,
-                     `gen_jax.models.diffusion.likelihood.elbo_all_steps`);
+                     `gen_jax.models.diffusion.likelihood.elbo_over_steps`);
   simple_loss(x, rng, train)  Ho et al.'s L_simple: || target - output ||^2 per example, with the
                      target of the prediction parameterisation (eps, x0 or v) and t uniform;
   denoise(z, t, train)   (x_hat, eps_hat);  log_snr(t);
