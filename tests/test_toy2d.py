@@ -9,7 +9,7 @@ from sklearn import datasets as skd
 
 from gen_jax.data import load_dataset, toy2d
 
-WITH_DENSITY = ("two_moons", "eight_gaussians", "checkerboard", "rings", "swiss_roll")
+WITH_DENSITY = ("two_moons", "eight_gaussians", "checkerboard", "rings", "swiss_roll", "grid25")
 BOX = 4.4  # every density has negligible mass (< 1e-6) outside [-BOX, BOX]^2
 
 
@@ -20,7 +20,14 @@ def _grid(box, h):
 
 
 def _ffjord(name, rng, n):
-  """FFJORD's lib/toy_data.py (Grathwohl et al. 2019), ported to numpy: the reference sampler."""
+  """FFJORD's lib/toy_data.py (Grathwohl et al. 2019), ported to numpy: the reference sampler.
+
+  grid25 is not in FFJORD: its reference is PacGAN's 2DGrid config (fjxmlzn/PacGAN), 25 equal-weight
+  Gaussians at {-4, -2, 0, 2, 4}^2 with variance 0.05^2.
+  """
+  if name == "grid25":
+    means = np.array([(i, j) for i in range(-4, 5, 2) for j in range(-4, 5, 2)], np.float64)
+    return means[rng.integers(25, size=n)] + 0.05 * rng.standard_normal((n, 2))
   if name == "two_moons":
     return skd.make_moons(n, noise=0.1, random_state=rng.integers(2**31))[0] * 2 + np.array([-1, -0.2])
   if name == "swiss_roll":
@@ -100,7 +107,9 @@ def test_sampler_matches_ffjord_convention(name):
   n = 20_000
   ours = np.asarray(toy2d.sample(name, jax.random.key(1), n))
   ref = _ffjord(name, np.random.default_rng(0), n)
-  edges = np.arange(-6, 6 + 1e-9, 0.5)
+  # grid25's modes sit on the even integers: shift its bins so that none splits a mode (split modes
+  # double the number of occupied bins and the sampling noise of TV with them).
+  edges = np.arange(-6, 6 + 1e-9, 0.5) + (0.25 if name == "grid25" else 0.0)
   tv = 0.5 * np.abs(_counts(ours, edges) / len(ours) - _counts(ref, edges) / len(ref)).sum()
   assert tv < 0.05, tv
 
@@ -151,6 +160,32 @@ def test_true_nll_and_entropy():
   h, se = toy2d.entropy("eight_gaussians", jax.random.key(0), 20_000)
   closed = math.log(8) + math.log(2 * math.pi * math.e * (0.5 / 1.414) ** 2)
   assert h == pytest.approx(closed, abs=max(4 * se, 0.01))
+
+
+def test_gaussian_mixtures_modes_and_grid25():
+  # mixture_modes: FFJORD's eight centres (in its own order) and std; the 5 x 5 grid.
+  centres, std = toy2d.mixture_modes("eight_gaussians")
+  c = 1 / np.sqrt(2)
+  ffjord = 4 * np.array([(1, 0), (-1, 0), (0, 1), (0, -1), (c, c), (c, -c), (-c, c), (-c, -c)]) / 1.414
+  distances = np.linalg.norm(centres[:, None] - ffjord[None], axis=-1)  # [8, 8], a permutation
+  assert centres.shape == (8, 2) and np.all(np.sort(distances, axis=1)[:, 0] < 1e-6)
+  assert sorted(np.argmin(distances, axis=1)) == list(range(8))
+  assert std == pytest.approx(0.5 / 1.414)
+  centres, std = toy2d.mixture_modes("grid25")
+  assert centres.shape == (25, 2) and std == 0.05
+  assert sorted(map(tuple, centres)) == [(i, j) for i in (-4, -2, 0, 2, 4) for j in (-4, -2, 0, 2, 4)]
+  # The explicit mixture at points near and between modes.
+  pts = np.array([[0.01, -0.02], [2.03, 3.98], [-4.0, 4.05], [1.0, 1.0], [0.06, 0.0]], np.float32)
+  x64 = pts.astype(np.float64)
+  dens = np.exp(-0.5 * np.sum((x64[:, None] - centres) ** 2, -1) / std**2) / (2 * math.pi * std**2)
+  np.testing.assert_allclose(toy2d.log_prob("grid25", pts), np.log(dens.mean(1)), rtol=1e-5)
+  # 25 modes 40 std apart: H = log 25 + log(2 pi e s^2) to well below the Monte-Carlo error.
+  h, se = toy2d.entropy("grid25", jax.random.key(0), 20_000)
+  assert h == pytest.approx(math.log(25) + math.log(2 * math.pi * math.e * 0.05**2), abs=max(4 * se, 0.01))
+  data = load_dataset("toy2d/grid25", "test")
+  assert data.data.shape == (10_000, 2) and data.data.dtype == np.float32
+  with pytest.raises(ValueError, match="grid25"):
+    toy2d.mixture_modes("two_moons")
 
 
 def test_pinwheel_has_no_log_prob_and_bad_names_raise():

@@ -68,7 +68,7 @@ def parse_variant(arg: str | None, known: tuple[str, ...]) -> set[str]:
 
 def toy2d_config(arg: str | None) -> tuple[ml_collections.ConfigDict, set[str]]:
   """2-D toy data; `arg` = "DENSITY[,cpu]" (default eight_gaussians)."""
-  densities = ("two_moons", "eight_gaussians", "checkerboard", "rings", "swiss_roll", "pinwheel")
+  densities = ("two_moons", "eight_gaussians", "checkerboard", "rings", "swiss_roll", "pinwheel", "grid25")
   variants = parse_variant(arg, densities + ("cpu",))
   chosen = variants & set(densities)
   if len(chosen) > 1:

@@ -26,6 +26,13 @@ distribution in the limit). Every density has `sample(name, rng, num) -> [num, 2
   pinwheel        FFJORD: 5 arms, radial N(1, 0.3^2), tangential N(0, 0.1^2), rotated by
                   angle 2 pi k / 5 + 0.25 exp(radial), times 2. A non-injective warp of a 2-D Gaussian:
                   no closed-form density, `log_prob` raises NotImplementedError.
+  grid25          the 2-D grid of the mode-collapse literature (VEEGAN, Srivastava et al. 2017;
+                  PacGAN, Lin et al. 2018, whose released config we follow): 25 Gaussians of std
+                  0.05 centred on {-4, -2, 0, 2, 4}^2, equal weights:
+                  p(x) = 1/25 sum_k N(x; c_k, 0.05^2 I).
+
+The two Gaussian mixtures (eight_gaussians, grid25) give their centres and common std through
+`mixture_modes(name)`, for the mode-coverage measures of `gen_jax.models.gan.mode_coverage`.
 
 A model's test NLL (nats) is held against `true_nll(name, x_test)`, the true density's NLL on the
 same test samples; `entropy` estimates the differential entropy E_p[-log p], the best NLL possible
@@ -42,7 +49,8 @@ import numpy as np
 
 from gen_jax import checks
 
-NAMES = ("two_moons", "eight_gaussians", "checkerboard", "rings", "swiss_roll", "pinwheel")
+NAMES = ("two_moons", "eight_gaussians", "checkerboard", "rings", "swiss_roll", "pinwheel", "grid25")
+MIXTURES = ("eight_gaussians", "grid25")  # the isotropic Gaussian mixtures: `mixture_modes`
 
 _MOONS_STD = 0.2
 _MOONS_CENTRES = ((-1.0, -0.2), (1.0, 0.8))
@@ -55,6 +63,8 @@ _RING_STD = 0.08
 _ROLL_T = (1.5 * math.pi, 4.5 * math.pi)
 _ROLL_STD = 0.2
 _PINWHEEL = dict(radial_std=0.3, tangential_std=0.1, num_arms=5, rate=0.25)
+_GRID_COORDS = (-4.0, -2.0, 0.0, 2.0, 4.0)
+_GRID_STD = 0.05
 
 _QUADRATURE_NODES = {"two_moons": 256, "swiss_roll": 1024}
 _LOG_PROB_BATCH = 1024  # points per chunk for the quadrature densities (bounds memory)
@@ -129,6 +139,17 @@ def _sample_pinwheel(rng, num):
   return 2 * x
 
 
+def _grid_centres():
+  xx, yy = jnp.meshgrid(jnp.asarray(_GRID_COORDS), jnp.asarray(_GRID_COORDS), indexing="ij")
+  return jnp.stack([xx.ravel(), yy.ravel()], -1)  # [25, 2]
+
+
+def _sample_grid25(rng, num):
+  k_rng, n_rng = jax.random.split(rng)
+  k = jax.random.randint(k_rng, (num,), 0, len(_GRID_COORDS) ** 2)
+  return _grid_centres()[k] + _GRID_STD * jax.random.normal(n_rng, (num, 2))
+
+
 _SAMPLERS = {
     "two_moons": _sample_two_moons,
     "eight_gaussians": _sample_eight_gaussians,
@@ -136,6 +157,7 @@ _SAMPLERS = {
     "rings": _sample_rings,
     "swiss_roll": _sample_swiss_roll,
     "pinwheel": _sample_pinwheel,
+    "grid25": _sample_grid25,
 }
 
 
@@ -214,12 +236,18 @@ def _log_prob_swiss_roll(x):
   return _curve_log_prob(x, _roll_mean, _ROLL_T, _ROLL_STD, _QUADRATURE_NODES["swiss_roll"])
 
 
+def _log_prob_grid25(x):
+  log_k = _log_normal_2d(x[:, None, :], _grid_centres(), _GRID_STD)
+  return jax.nn.logsumexp(log_k, axis=-1) - math.log(len(_GRID_COORDS) ** 2)
+
+
 _LOG_PROBS = {
     "two_moons": _log_prob_two_moons,
     "eight_gaussians": _log_prob_eight_gaussians,
     "checkerboard": _log_prob_checkerboard,
     "rings": _log_prob_rings,
     "swiss_roll": _log_prob_swiss_roll,
+    "grid25": _log_prob_grid25,
 }
 
 
@@ -262,3 +290,21 @@ def entropy(name: str, rng: jax.Array, num: int = 100_000) -> tuple[float, float
   """
   nll = -log_prob(name, sample(name, rng, num))
   return float(jnp.mean(nll)), float(jnp.std(nll) / math.sqrt(num))
+
+
+def mixture_modes(name: str) -> tuple[np.ndarray, float]:
+  """(centres [K, 2] float64, std) of an equal-weight isotropic Gaussian mixture in `MIXTURES`.
+
+  eight_gaussians: K = 8, centres 4 (cos k pi/4, sin k pi/4) / 1.414, std 0.5 / 1.414 (FFJORD);
+  grid25: K = 25, centres {-4, -2, 0, 2, 4}^2 (row-major in (x1, x2)), std 0.05.
+  """
+  _check_name(name)
+  if name == "eight_gaussians":
+    angles = np.arange(8) * (math.pi / 4)
+    centres = _EIGHT_SCALE * np.stack([np.cos(angles), np.sin(angles)], -1) / _EIGHT_DIVISOR
+    return centres, _EIGHT_STD / _EIGHT_DIVISOR
+  if name == "grid25":
+    xx, yy = np.meshgrid(_GRID_COORDS, _GRID_COORDS, indexing="ij")  # as `_grid_centres`
+    return np.stack([xx.ravel(), yy.ravel()], -1), _GRID_STD
+  raise ValueError(f"toy2d density {name!r} is not a Gaussian mixture with known modes; expected one "
+                   f"of {list(MIXTURES)}")
