@@ -4,6 +4,8 @@ from __future__ import annotations
 import ml_collections
 from ml_collections import config_dict
 
+from gen_jax.data import toy2d
+
 
 def base_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
@@ -68,7 +70,7 @@ def parse_variant(arg: str | None, known: tuple[str, ...]) -> set[str]:
 
 def toy2d_config(arg: str | None) -> tuple[ml_collections.ConfigDict, set[str]]:
   """2-D toy data; `arg` = "DENSITY[,cpu]" (default eight_gaussians)."""
-  densities = ("two_moons", "eight_gaussians", "checkerboard", "rings", "swiss_roll", "pinwheel", "grid25")
+  densities = toy2d.NAMES
   variants = parse_variant(arg, densities + ("cpu",))
   chosen = variants & set(densities)
   if len(chosen) > 1:

@@ -10,6 +10,7 @@ from gen_jax.models.classifier import Classifier
 from gen_jax.models.classifier_task import build_classifier_task
 from gen_jax.models.diffusion.task import build_diffusion_task, diffusion_model
 from gen_jax.models.flows.task import build_flow_task
+from gen_jax.models.gan.task import build_gan_task, gan_model
 from gen_jax.models.vae.task import build_vae_task
 from gen_jax.models.vae.hierarchical import HierarchicalVAE
 from gen_jax.models.vae.vae import VAE
@@ -24,6 +25,7 @@ MODELS = {
     "vae": (VAE, build_vae_task),
     "hvae": (HierarchicalVAE, build_vae_task),
     "diffusion": (diffusion_model, build_diffusion_task),  # DDPM / VDM: a factory, not a class
+    "gan": (gan_model, build_gan_task),
     "classifier": (Classifier, build_classifier_task),  # the domain feature network of gen_jax.eval
 }
 

@@ -156,6 +156,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, devices=
         train = {f"train/{k}": float(np.mean(np.concatenate([m[k] for m in window]))) for k in window[0]}
         train["train/steps_per_sec"] = steps_done / (now - window_start)
         log.write(step, train)
+        warning = None if task.check_health is None else task.check_health(
+            {k[len("train/"):]: v for k, v in train.items()})
+        if warning and is_chief:
+          bar.write(f"step {step}: WARNING: {warning}")
+          logging.warning("step %d: %s", step, warning)
         window, window_start = [], now
       if step % t.eval_every == 0 or step == t.num_steps:
         results = evaluate(task, state.eval_params, test_ds, config.eval.batch_size, eval_key, mesh, evaluate_fn)

@@ -33,12 +33,16 @@ def train_step(state: TrainState, batch: jax.Array, key: jax.Array, *, task: Tas
                optimizer: optax.GradientTransformation, ema_decay: float):
   """One optimizer step on one global batch; returns the new state and scalar metrics."""
   rng = jax.random.fold_in(key, state.step)
-  loss_fn = functools.partial(task.loss, step=state.step) if task.loss_uses_step else task.loss
-  (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, rng)
-  updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-  params = optax.apply_updates(state.params, updates)
+  if task.update is not None:  # players with their own optimizers (GANs)
+    params, opt_state, loss, metrics = task.update(state.params, state.opt_state, batch, rng, state.step)
+  else:
+    loss_fn = functools.partial(task.loss, step=state.step) if task.loss_uses_step else task.loss
+    (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, rng)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    metrics = {**metrics, "grad_norm": optax.tree.norm(grads)}
   ema = None if state.ema_params is None else ema_update(state.ema_params, params, ema_decay, state.step)
-  metrics = {**metrics, "loss": loss, "grad_norm": optax.tree.norm(grads)}
+  metrics = {**metrics, "loss": loss}
   return TrainState(step=state.step + 1, params=params, opt_state=opt_state, ema_params=ema), metrics
 
 
@@ -69,7 +73,11 @@ def make_train_steps(task: Task, optimizer: optax.GradientTransformation, ema_de
 def make_init_state(task: Task, optimizer: optax.GradientTransformation, ema_decay: float, mesh: Mesh):
   """Returns (init_state(rng, batch) jitted to place the state replicated, its sharding)."""
   def init_state(rng, batch):
-    return TrainState.create(task.init(rng, batch), optimizer, ema_decay)
+    params = task.init(rng, batch)
+    if task.init_opt_state is None:
+      return TrainState.create(params, optimizer, ema_decay)
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=task.init_opt_state(params),
+                      ema_params=params if ema_decay > 0 else None)
 
   state_sharding = sharding.replicated(mesh)
   return jax.jit(init_state, in_shardings=(sharding.replicated(mesh), sharding.batch_sharding(mesh)),

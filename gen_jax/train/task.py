@@ -26,8 +26,9 @@ class Task(NamedTuple):
   model: nn.Module
   # init(rng, batch) -> params; `batch` is a real training batch (data-dependent init, e.g. ActNorm).
   init: Callable[[jax.Array, Batch], Params]
-  # loss(params, batch, rng) -> (scalar, metrics of scalars): the training objective.
-  loss: Callable[[Params, Batch, jax.Array], tuple[jax.Array, Metrics]]
+  # loss(params, batch, rng) -> (scalar, metrics of scalars): the training objective (None for a
+  # task with its own `update`).
+  loss: Callable[[Params, Batch, jax.Array], tuple[jax.Array, Metrics]] | None
   # evaluate(params, batch, rng) -> {name: [batch]} per-example metrics, averaged by the loop with a mask.
   evaluate: Callable[[Params, Batch, jax.Array], Metrics]
   # sample(params, rng, num) -> samples in data space (uint8 levels for images, float32 for vectors);
@@ -44,6 +45,15 @@ class Task(NamedTuple):
   # {estimator name: fn(params, batch, rng, **options) -> [batch] log-likelihood (or its bound) in nats
   # of the data as stored (discrete levels for images)}; names from gen_jax.eval.likelihood.ESTIMATORS.
   log_likelihoods: Mapping[str, Callable[..., jax.Array]] = types.MappingProxyType({})
+  # For a task whose players each have their own optimizer (a GAN), `update` replaces the generic
+  # value_and_grad + optimizer step: update(params, opt_state, batch, rng, step) -> (params,
+  # opt_state, loss, metrics), with `loss` the scalar the loop checks for non-finite values; and
+  # init_opt_state(params) -> opt_state replaces `optimizer.init`. `loss` may then be None.
+  update: Callable[..., tuple] | None = None
+  init_opt_state: Callable[[Params], Any] | None = None
+  # check_health({name: mean over the last log window}) -> a warning to print, or None (e.g. a
+  # discriminator that wins completely); called by the loop at every log step.
+  check_health: Callable[[dict], str | None] | None = None
 
 
 def task_batch(task: Task, data: Any, labels: Any) -> Batch:

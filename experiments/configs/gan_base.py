@@ -1,0 +1,28 @@
+"""GAN objective variants shared by the GAN configs: `ns` (non-saturating, Adam(2e-4, 0.5, 0.999) as
+DCGAN), `minimax`, `wgan_gp` (Wasserstein + gradient penalty 10, 5 critic steps per generator step,
+Adam(1e-4, 0, 0.9) as Gulrajani et al. 2017), `hinge_sn` (hinge loss + spectral norm in D,
+Adam(2e-4, 0, 0.9) as Miyato et al. 2018)."""
+import ml_collections
+
+LOSS_VARIANTS = ("ns", "minimax", "wgan_gp", "hinge_sn")
+
+
+def set_gan_objective(config: ml_collections.ConfigDict, variants: set[str]) -> None:
+  chosen = variants & set(LOSS_VARIANTS)
+  if len(chosen) > 1:
+    raise ValueError(f"choose one GAN objective, got {sorted(chosen)}")
+  name = chosen.pop() if chosen else "ns"
+  config.gan = ml_collections.ConfigDict({"loss": "non_saturating", "n_critic": 1, "gradient_penalty": 0.0,
+                                          "r1_penalty": 0.0, "variant": name})
+  config.optim.update(generator_learning_rate=2e-4, discriminator_learning_rate=2e-4, b1=0.5, b2=0.999)
+  config.model.spectral_norm = False
+  if name == "minimax":
+    config.gan.loss = "minimax"
+  elif name == "wgan_gp":
+    config.gan.update(loss="wasserstein", n_critic=5, gradient_penalty=10.0)
+    config.optim.update(generator_learning_rate=1e-4, discriminator_learning_rate=1e-4, b1=0.0, b2=0.9)
+    config.model.discriminator_norm = "layer"  # no BatchNorm in a gradient-penalised critic (WGAN-GP)
+  elif name == "hinge_sn":
+    config.gan.loss = "hinge"
+    config.model.spectral_norm = True
+    config.optim.update(b1=0.0, b2=0.9)

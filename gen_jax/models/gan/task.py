@@ -1,0 +1,219 @@
+"""The GAN family on the training skeleton: one compiled two-player step, health metrics, figures.
+
+One step (`Task.update`), as PyTorch's DCGAN example orders it, on one batch of real data x and
+z ~ N(0, I):
+  1. fake = G(z) (train mode), kept with its vjp;
+  2. discriminator: grad of  L_D(D(x), D(sg(fake))) + lambda_gp GP + gamma/2 R1  w.r.t. D's params,
+     real and fake batches through D separately (separate BatchNorm statistics), one optax step;
+  3. generator, on every n_critic-th step only (WGAN-GP's n_critic D steps per G step): grad of
+     L_G(D'(fake)) through the same fake with the *updated* D', one optax step.
+Each player has its own optax optimizer (Adam with its own learning rate and betas) and its own
+optimizer state; both run inside one `jax.jit`-compiled, data-parallel step (the batch is sharded
+like every family's; the gradients' mean over the batch is the global mean). Penalties evaluate D in
+eval mode (BatchNorm running averages, spectral norm's stored estimate), so each example's input
+gradient is its own.
+
+Losses (`losses.LOSSES`): "minimax" and "non_saturating" (Goodfellow et al. 2014), "wasserstein"
+(with a gradient penalty: WGAN-GP, Gulrajani et al. 2017), "hinge" (Lim & Ye 2017; with spectral
+norm, Miyato et al. 2018); R1 (Mescheder et al. 2018) with any of them.
+
+Logged every step: both losses, D's accuracy on real and on fake, both gradient norms, penalties.
+`check_health` warns when the discriminator wins completely (accuracy > 0.99 on both and fakes
+scored below 1% by D, where the minimax generator's gradient vanishes; not for a Wasserstein
+critic, whose scores have no threshold); a non-finite loss stops the
+run like every family's (the loss checked is L_D + L_G).
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from gen_jax import visualize
+from gen_jax.data.spec import DataSpec
+from gen_jax.models.gan import losses as losses_lib
+from gen_jax.models.gan import networks
+from gen_jax.models.gan.gan import GAN
+from gen_jax.models.vae import latent_space
+from gen_jax.train.task import Task
+
+WIN_ACCURACY = 0.99
+
+
+def _player(variables, name):
+  return variables["params"][name]
+
+
+def _with(variables, name, value, stats=None):
+  """variables with params[name] = value (and batch_stats replaced when given)."""
+  params = {**variables["params"], name: value}
+  out = {**variables, "params": params}
+  if stats is not None:
+    out["batch_stats"] = stats
+  return out
+
+
+def gan_task(model: GAN, spec: DataSpec, loss: str = "non_saturating", n_critic: int = 1,
+             gradient_penalty: float = 0.0, r1_penalty: float = 0.0,
+             generator_optimizer: optax.GradientTransformation | None = None,
+             discriminator_optimizer: optax.GradientTransformation | None = None) -> Task:
+  d_loss_fn, g_loss_fn = losses_lib.get_losses(loss)
+  if not isinstance(n_critic, int) or n_critic < 1:
+    raise ValueError(f"n_critic must be an int >= 1, got {n_critic!r}")
+  if gradient_penalty < 0 or r1_penalty < 0:
+    raise ValueError(f"penalty weights must be >= 0, got gradient_penalty={gradient_penalty}, r1={r1_penalty}")
+  g_opt = generator_optimizer or optax.adam(2e-4, b1=0.5, b2=0.999)
+  d_opt = discriminator_optimizer or optax.adam(2e-4, b1=0.5, b2=0.999)
+  images = spec.num_levels is not None
+  has_stats = lambda v: "batch_stats" in v
+
+  def init(rng, batch):
+    init_rng, z_rng = jax.random.split(rng)
+    z = jax.random.normal(z_rng, (batch.shape[0], model.latent_dim))
+    x = model.apply({}, batch, method=model.to_model_space)
+    return {"model": model.init(init_rng, z, x, False)}
+
+  def init_opt_state(params):
+    variables = params["model"]
+    return {"generator": g_opt.init(_player(variables, "generator")),
+            "discriminator": d_opt.init(_player(variables, "discriminator"))}
+
+  def apply(variables, *args, method, train):
+    """model.apply in train mode with batch_stats mutable -> (out, new stats or None)."""
+    if train and has_stats(variables):
+      out, updates = model.apply(variables, *args, True, method=method, mutable=["batch_stats"])
+      return out, updates["batch_stats"]
+    return model.apply(variables, *args, train, method=method), variables.get("batch_stats")
+
+  def update(params, opt_state, batch, rng, step):
+    variables = params["model"]
+    z_rng, penalty_rng = jax.random.split(rng)
+    x_real = model.apply(variables, batch, method=model.to_model_space)
+    z = jax.random.normal(z_rng, (x_real.shape[0], model.latent_dim))
+
+    def generate(g_params):
+      return apply(_with(variables, "generator", g_params), z, method=model.decode, train=True)
+
+    fake, g_vjp, stats = jax.vjp(generate, _player(variables, "generator"), has_aux=True)
+    variables = _with(variables, "generator", variables["params"]["generator"], stats)
+
+    def d_objective(d_params):
+      v = _with(variables, "discriminator", d_params)
+      real_logits, stats = apply(v, x_real, method=model.discriminate, train=True)
+      fake_logits, stats = apply(_with(v, "discriminator", d_params, stats), jax.lax.stop_gradient(fake),
+                                 method=model.discriminate, train=True)
+      objective = d_loss_fn(real_logits, fake_logits)
+      metrics = {}
+      critic = lambda x: model.apply(_with(v, "discriminator", d_params, stats), x, False,
+                                     method=model.discriminate)
+      if gradient_penalty:
+        metrics["gradient_penalty"] = losses_lib.gradient_penalty(critic, x_real, jax.lax.stop_gradient(fake),
+                                                                  penalty_rng)
+        objective = objective + gradient_penalty * metrics["gradient_penalty"]
+      if r1_penalty:
+        metrics["r1_penalty"] = losses_lib.r1_penalty(critic, x_real)
+        objective = objective + 0.5 * r1_penalty * metrics["r1_penalty"]
+      acc_real, acc_fake = losses_lib.discriminator_accuracy(real_logits, fake_logits)
+      metrics.update(d_loss=objective, d_acc_real=acc_real, d_acc_fake=acc_fake,
+                     d_fake_prob=jnp.mean(jax.nn.sigmoid(fake_logits)))
+      return objective, (metrics, stats)
+
+    d_params = _player(variables, "discriminator")
+    (d_value, (metrics, stats)), d_grads = jax.value_and_grad(d_objective, has_aux=True)(d_params)
+    d_updates, d_state = d_opt.update(d_grads, opt_state["discriminator"], d_params)
+    variables = _with(variables, "discriminator", optax.apply_updates(d_params, d_updates), stats)
+
+    def g_objective(fake_images):
+      logits, new_stats = apply(variables, fake_images, method=model.discriminate, train=True)
+      return g_loss_fn(logits), new_stats
+
+    (g_value, stats), dl_dfake = jax.value_and_grad(g_objective, has_aux=True)(fake)
+    (g_grads,) = g_vjp(dl_dfake)
+    g_params = _player(variables, "generator")
+
+    def step_generator(_):
+      updates, state = g_opt.update(g_grads, opt_state["generator"], g_params)
+      return optax.apply_updates(g_params, updates), state, stats
+
+    def keep_generator(_):
+      return g_params, opt_state["generator"], variables.get("batch_stats")
+
+    g_params, g_state, stats = jax.lax.cond(step % n_critic == n_critic - 1, step_generator, keep_generator, None)
+    variables = _with(variables, "generator", g_params, stats)
+    metrics.update(g_loss=g_value, d_grad_norm=optax.tree.norm(d_grads), g_grad_norm=optax.tree.norm(g_grads))
+    return ({"model": variables}, {"generator": g_state, "discriminator": d_state}, d_value + g_value,
+            metrics)
+
+  def evaluate(params, batch, rng):
+    variables = params["model"]
+    x_real = model.apply(variables, batch, method=model.to_model_space)
+    z = jax.random.normal(rng, (x_real.shape[0], model.latent_dim))
+    fake = model.apply(variables, z, False, method=model.decode)
+    real_logits = model.apply(variables, x_real, False, method=model.discriminate)
+    fake_logits = model.apply(variables, fake, False, method=model.discriminate)
+    return {"d_real_logit": real_logits, "d_fake_logit": fake_logits,
+            "d_acc_real": (real_logits > 0).astype(jnp.float32), "d_acc_fake": (fake_logits < 0).astype(jnp.float32)}
+
+  def sample(params, rng, num):
+    return model.apply(params["model"], rng, num, method=model.sample)
+
+  def figures(params, rng, examples):
+    if not images:
+      return {}
+    variables = params["model"]
+    to_levels = lambda x: np.asarray(model.apply(variables, x, False, method=model.decode))
+    levels = lambda x: np.clip(np.round((x + 1) * (spec.num_levels - 1) / 2), 0, spec.num_levels - 1).astype(np.uint8)
+    z = jax.random.normal(rng, (16, model.latent_dim))
+    path = jnp.concatenate([latent_space.spherical_interpolation(z[i], z[8 + i], 8) for i in range(8)])
+    dims = list(range(min(8, model.latent_dim)))
+    traversal = latent_space.latent_traversal(z[0], dims, np.linspace(-2.5, 2.5, 8))
+    return {"interpolations": visualize.image_grid(levels(to_levels(path)), spec.num_levels, columns=8),
+            "traversals": visualize.image_grid(levels(to_levels(traversal)), spec.num_levels, columns=8)}
+
+  def check_health(metrics):
+    if loss == "wasserstein":  # a critic's scores have no decision threshold
+      return None
+    if min(metrics.get("d_acc_real", 0), metrics.get("d_acc_fake", 0)) > WIN_ACCURACY and \
+        metrics.get("d_fake_prob", 1.0) < 0.01:
+      return (f"the discriminator wins completely (accuracy real {metrics['d_acc_real']:.3f}, fake "
+              f"{metrics['d_acc_fake']:.3f}; D(G(z)) = {metrics['d_fake_prob']:.2e}): the generator's "
+              "gradient is vanishing, training has likely failed")
+    return None
+
+  return Task(model=model, init=init, loss=None, evaluate=evaluate, sample=sample, figures=figures,
+              update=update, init_opt_state=init_opt_state, check_health=check_health)
+
+
+def build_gan_task(config: ml_collections.ConfigDict, model: GAN, spec: DataSpec) -> Task:
+  """config.gan: loss, n_critic, gradient_penalty, r1_penalty; config.optim: generator_learning_rate,
+  discriminator_learning_rate, b1, b2 (constant learning rates, Adam)."""
+  gan = config.get("gan", ml_collections.ConfigDict())
+  optim = config.optim
+  adam = lambda lr: optax.adam(lr, b1=optim.get("b1", 0.5), b2=optim.get("b2", 0.999))
+  return gan_task(model, spec, loss=gan.get("loss", "non_saturating"), n_critic=gan.get("n_critic", 1),
+                  gradient_penalty=gan.get("gradient_penalty", 0.0), r1_penalty=gan.get("r1_penalty", 0.0),
+                  generator_optimizer=adam(optim.get("generator_learning_rate", 2e-4)),
+                  discriminator_optimizer=adam(optim.get("discriminator_learning_rate", 2e-4)))
+
+
+def gan_model(event_shape, architecture: str = "dcgan", latent_dim: int = 100, num_levels: int | None = None,
+              hidden_sizes=(256, 256), channels: int = 64, spectral_norm: bool = False,
+              discriminator_norm: str = "batch") -> GAN:
+  """A `GAN` from config fields: architecture "mlp" (vectors), "dcgan" or "resnet" (images)."""
+  event_shape = tuple(event_shape)
+  if architecture == "mlp":
+    generator = networks.MLPGenerator(latent_dim, tuple(hidden_sizes), event_shape[0])
+    discriminator = networks.MLPDiscriminator(tuple(hidden_sizes), spectral_norm=spectral_norm)
+  elif architecture == "dcgan":
+    generator = networks.DCGANGenerator(event_shape, latent_dim=latent_dim, base_channels=channels)
+    discriminator = networks.DCGANDiscriminator(base_channels=channels, norm=discriminator_norm,
+                                                spectral_norm=spectral_norm)
+  elif architecture == "resnet":
+    generator = networks.ResNetGenerator(event_shape, latent_dim=latent_dim, channels=channels)
+    discriminator = networks.ResNetDiscriminator(channels=channels, spectral_norm=spectral_norm)
+  else:
+    raise ValueError(f"model.architecture must be 'mlp', 'dcgan' or 'resnet', got {architecture!r}")
+  return GAN(event_shape=event_shape, generator=generator, discriminator=discriminator, latent_dim=latent_dim,
+             num_levels=num_levels)
