@@ -4,6 +4,9 @@
 
 For 2-D toy data it adds the true density's NLL on the same test samples (`toy2d.true_nll`), the figure
 a model's test NLL is held against; for a classifier, its test accuracy before its test cross-entropy (nats).
+A GAN on a 2-D mixture has no likelihood: its row holds the mode-collapse measures of 2500 samples
+(`gan.mode_coverage`: modes captured, the fraction of high-quality samples, KL of the mode histogram
+to uniform), as the Unrolled-GAN / VEEGAN / PacGAN tables report them.
 """
 from __future__ import annotations
 
@@ -24,10 +27,30 @@ def last_eval(workdir: str) -> dict:
   return evals[-1]
 
 
+NUM_MODE_SAMPLES = 2500
+
+
+def gan_mixture_row(workdir: str, config: dict, seed: int = 0) -> str:
+  """| data | gan (variant) | steps | modes captured / K | high-quality fraction | KL to uniform |"""
+  import jax  # pylint: disable=import-outside-toplevel
+  from gen_jax.models.gan import toy2d_mode_coverage  # pylint: disable=import-outside-toplevel
+  from gen_jax.run import load_run  # pylint: disable=import-outside-toplevel
+  run = load_run(workdir)
+  samples = run.task.sample(run.all_params, jax.random.key(seed), NUM_MODE_SAMPLES)
+  density = config["data"]["name"].split("/", 1)[1]
+  coverage = toy2d_mode_coverage(density, samples)
+  num_modes = len(coverage["mode_counts"])
+  return (f"| {config['data']['name']} | gan ({config['gan']['variant']}) | {run.step} | "
+          f"{int(coverage['modes_captured'])} / {num_modes} | {float(coverage['high_quality_fraction']):.3f} | "
+          f"{float(coverage['kl_to_uniform']):.3f} |")
+
+
 def row(workdir: str) -> str:
   with open(os.path.join(workdir, "config.json")) as f:
     config = json.load(f)
   name, model = config["data"]["name"], config["model"]["name"]
+  if model == "gan" and name.split("/")[-1] in toy2d.MIXTURES:
+    return gan_mixture_row(workdir, config)
   result = last_eval(workdir)
   cells = [name, model, str(result["step"]), f"{result['eval/nll']:.4f}"]
   if "eval/accuracy" in result:  # a classifier: test accuracy, then the test cross-entropy in nats
