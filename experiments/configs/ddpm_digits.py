@@ -6,15 +6,16 @@ import ml_collections
 from experiments.configs.base import digits_config
 
 
-def get_config(arg: str | None = None):
-  config, variants = digits_config(arg)
+def set_ddpm(config: ml_collections.ConfigDict, variants: set[str], num_levels: int,
+             channel_multipliers: tuple[int, ...], attention_resolutions: tuple[int, ...]) -> None:
+  """DDPM's model, objective and sampler on a data config (shared by ddpm_digits and ddpm_mnist)."""
   config.model.name = "diffusion"
-  config.model.num_levels = 17
+  config.model.num_levels = num_levels
   config.model.denoiser = "unet"
   config.model.channels = 64
-  config.model.channel_multipliers = (1, 2)
+  config.model.channel_multipliers = channel_multipliers
   config.model.num_res_blocks = 2
-  config.model.attention_resolutions = (4,)
+  config.model.attention_resolutions = attention_resolutions
   config.model.dropout = 0.1
   config.model.num_groups = 32
   config.model.schedule = "linear_betas"
@@ -28,4 +29,9 @@ def get_config(arg: str | None = None):
     config.model.num_res_blocks = 1
     config.model.num_groups = 8
     config.optim.learning_rate = 1e-3
+
+
+def get_config(arg: str | None = None):
+  config, variants = digits_config(arg)
+  set_ddpm(config, variants, num_levels=17, channel_multipliers=(1, 2), attention_resolutions=(4,))
   return config

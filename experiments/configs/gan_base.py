@@ -4,6 +4,8 @@ Adam(1e-4, 0, 0.9) as Gulrajani et al. 2017), `hinge_sn` (hinge loss + spectral 
 Adam(2e-4, 0, 0.9) as Miyato et al. 2018)."""
 import ml_collections
 
+from experiments.configs.base import parse_variant
+
 LOSS_VARIANTS = ("ns", "minimax", "wgan_gp", "hinge_sn")
 
 
@@ -26,3 +28,19 @@ def set_gan_objective(config: ml_collections.ConfigDict, variants: set[str]) -> 
     config.gan.loss = "hinge"
     config.model.spectral_norm = True
     config.optim.update(b1=0.0, b2=0.9)
+
+
+def image_gan_config(data_config, arg: str | None, num_levels: int, latent_dim: int) -> ml_collections.ConfigDict:
+  """A DCGAN on an image data config (`digits_config` / `mnist_config`), the objective by variant."""
+  variants = parse_variant(arg, ("cpu", "metrics") + LOSS_VARIANTS)
+  config, _ = data_config(",".join(sorted(variants - set(LOSS_VARIANTS))))
+  config.model.name = "gan"
+  config.model.architecture = "dcgan"
+  config.model.num_levels = num_levels
+  config.model.latent_dim = latent_dim
+  config.model.channels = 64
+  config.model.discriminator_norm = "batch"
+  set_gan_objective(config, variants)
+  if "cpu" in variants:
+    config.model.channels = 32
+  return config

@@ -37,7 +37,7 @@ from gen_jax.models.diffusion import elbo as elbo_lib
 from gen_jax.models.diffusion import process
 from gen_jax.models.diffusion import samplers
 from gen_jax.models.diffusion.schedules import DiscreteSchedule, LearnedLogSNR, log_snr_and_derivative
-from gen_jax.models.vae.likelihoods import check_levels, levels_to_centres
+from gen_jax.models.vae.likelihoods import to_model_space
 
 
 @jax.custom_vjp
@@ -110,13 +110,7 @@ class GaussianDiffusion(nn.Module):
 
   def to_model_space(self, x: jax.Array) -> jax.Array:
     """Levels -> bin centres in [-1, 1] for images; vectors checked and returned as float32."""
-    checks.check_event_shape(x, self.event_shape, "x")
-    if self.num_levels is None:
-      if not jnp.issubdtype(x.dtype, jnp.floating):
-        raise ValueError(f"x must be float vectors for a model with num_levels=None, got dtype {x.dtype}")
-      return x.astype(jnp.float32)
-    check_levels(x, self.num_levels)
-    return levels_to_centres(x, self.num_levels)
+    return to_model_space(x, self.event_shape, self.num_levels)
 
   def log_snr(self, t: jax.Array) -> jax.Array:
     return self.schedule.log_snr(self.schedule_params, t)

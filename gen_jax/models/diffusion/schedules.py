@@ -101,8 +101,8 @@ class DiscreteSchedule:
 
 
 @dataclasses.dataclass(frozen=True)
-class LinearLogSNR:
-  """lambda(t) = lambda_max + (lambda_min - lambda_max) t; VDM's defaults gamma in [-13.3, 5]."""
+class _FixedRange:
+  """A fixed (parameter-free) continuous schedule on [log_snr_min, log_snr_max]."""
   log_snr_max: float = 13.3
   log_snr_min: float = -5.0
 
@@ -112,6 +112,11 @@ class LinearLogSNR:
   def init(self, rng: jax.Array) -> dict:
     del rng
     return {}
+
+
+@dataclasses.dataclass(frozen=True)
+class LinearLogSNR(_FixedRange):
+  """lambda(t) = lambda_max + (lambda_min - lambda_max) t; VDM's defaults gamma in [-13.3, 5]."""
 
   def log_snr(self, params: dict, t: jax.Array) -> jax.Array:
     del params
@@ -119,17 +124,8 @@ class LinearLogSNR:
 
 
 @dataclasses.dataclass(frozen=True)
-class CosineLogSNR:
+class CosineLogSNR(_FixedRange):
   """lambda(t) = -2 log tan(pi/2 (t_0 + (t_1 - t_0) t)), truncated to [log_snr_min, log_snr_max]."""
-  log_snr_max: float = 13.3
-  log_snr_min: float = -5.0
-
-  def __post_init__(self):
-    _check_range(self.log_snr_max, self.log_snr_min)
-
-  def init(self, rng: jax.Array) -> dict:
-    del rng
-    return {}
 
   def log_snr(self, params: dict, t: jax.Array) -> jax.Array:
     del params

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
 from gen_jax import checks
-from gen_jax.models.gan.scale import gan_output_to_levels, levels_to_gan_input
+from gen_jax.models.gan.scale import gan_output_to_levels
+from gen_jax.models.vae.likelihoods import to_model_space
 
 
 class GAN(nn.Module):
@@ -40,12 +40,7 @@ class GAN(nn.Module):
     return self.decode(z, train), self.discriminate(x, train)
 
   def to_model_space(self, x: jax.Array) -> jax.Array:
-    checks.check_event_shape(x, self.event_shape, "x")
-    if self.num_levels is None:
-      if not jnp.issubdtype(x.dtype, jnp.floating):
-        raise ValueError(f"x must be float vectors for a model with num_levels=None, got dtype {x.dtype}")
-      return x.astype(jnp.float32)
-    return levels_to_gan_input(x, self.num_levels)
+    return to_model_space(x, self.event_shape, self.num_levels)
 
   def decode(self, z: jax.Array, train: bool = False) -> jax.Array:
     checks.check_event_shape(z, (self.latent_dim,), "z")

@@ -53,6 +53,18 @@ def levels_to_centres(x: jax.Array, num_levels: int) -> jax.Array:
   return x.astype(jnp.float32) * (2.0 / (num_levels - 1)) - 1.0
 
 
+def to_model_space(x: jax.Array, event_shape, num_levels: int | None) -> jax.Array:
+  """Data as stored -> the networks' space: integer levels -> bin centres in [-1, 1] (images, checked);
+  float vectors (num_levels None) -> float32. Raises ValueError on a wrong shape, dtype or range."""
+  checks.check_event_shape(x, tuple(event_shape), "x")
+  if num_levels is None:
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+      raise ValueError(f"x must be float vectors for a model with num_levels=None, got dtype {x.dtype}")
+    return x.astype(jnp.float32)
+  check_levels(x, num_levels)
+  return levels_to_centres(x, num_levels)
+
+
 def check_levels(x: jax.Array, num_levels: int, name: str = "x") -> None:
   if not jnp.issubdtype(x.dtype, jnp.integer):
     raise ValueError(f"{name} must hold integer levels in [0, {num_levels - 1}] (uint8 images), "
