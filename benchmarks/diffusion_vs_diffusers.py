@@ -57,7 +57,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from timing import Timed, compare, cpu_flags, cpu_model, describe  # pylint: disable=wrong-import-position
+from timing import (Timed, check_finite, compare, cpu_flags, cpu_model, describe, fastest, log,  # pylint: disable=wrong-import-position
+                    num_cores, torch_sides, torch_thread_probe)
 
 DEFAULT_JSON = os.path.join(os.path.dirname(os.path.abspath(__file__)), "diffusion_vs_diffusers_cpu.json")
 DDPM_CIFAR10_PARAMETERS = 35_746_307   # diffusers' google/ddpm-cifar10-32 (tests/test_unet.py)
@@ -96,10 +97,6 @@ TIMING = {
 }
 
 
-def num_cores() -> int:
-  return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def environment(jax, torch) -> dict:
   import diffusers
   import flax
@@ -116,10 +113,6 @@ def environment(jax, torch) -> dict:
       "torch_num_interop_threads": torch.get_num_interop_threads(),
       "loadavg_1_5_15min_at_start": os.getloadavg(),
   }
-
-
-def log(t_start, message):
-  print(f"[{time.perf_counter() - t_start:6.0f} s] {message}", flush=True)
 
 
 def count_jax_params(params) -> int:
@@ -304,51 +297,6 @@ class OneCallWindows(Timed):
   def calibrate(self, window_s, max_calls):
     del window_s, max_calls
     self.calls_per_window = 1
-
-
-def check_finite(label, value):
-  value = float(value)
-  if not np.isfinite(value):
-    print(f"  WARNING: {label} loss is not finite ({value})")
-  return value
-
-
-def torch_sides(torch, side_class, label, run, items_per_call, thread_counts):
-  """One timed side per torch intra-op thread count."""
-  def with_threads(threads):
-    def wrapped(n):
-      torch.set_num_threads(threads)
-      run(n)
-    return wrapped
-  return [side_class(f"{label} ({t} thr)", with_threads(t), items_per_call) for t in thread_counts]
-
-
-def fastest(rates, sides):
-  """(name, rate) of the fastest of `sides`."""
-  name = max((s.name for s in sides), key=rates.get)
-  return name, rates[name]
-
-
-def torch_thread_probe(torch, thread_counts) -> dict:
-  """Milliseconds per 3x3 convolution ([16, 32, 32, 32], NCHW) at each thread count and at 1.
-
-  On an oversubscribed machine OpenMP's barriers wait for descheduled threads: torch with 2 threads
-  was measured 50x slower than with 1 on a U-Net here while other jobs ran. This probe makes that
-  visible before the timed runs.
-  """
-  import torch.nn.functional as F
-  x, w = torch.randn(16, 32, 32, 32), torch.randn(32, 32, 3, 3)
-  ms = {}
-  with torch.no_grad():
-    for threads in sorted(set(thread_counts) | {1}, reverse=True):
-      torch.set_num_threads(threads)
-      for _ in range(3):
-        F.conv2d(x, w, padding=1)
-      t0 = time.perf_counter()
-      for _ in range(10):
-        F.conv2d(x, w, padding=1)
-      ms[threads] = 1000 * (time.perf_counter() - t0) / 10
-  return ms
 
 
 # ---------------------------------------------------------------------------------------------

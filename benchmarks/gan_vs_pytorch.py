@@ -56,7 +56,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from timing import Timed, compare, cpu_flags, cpu_model, describe  # pylint: disable=wrong-import-position
+from timing import (Timed, check_finite, compare, cpu_flags, cpu_model, describe, fastest, log,  # pylint: disable=wrong-import-position
+                    num_cores, torch_sides, torch_thread_probe)
 
 DEFAULT_JSON = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gan_vs_pytorch_cpu.json")
 # pytorch/examples dcgan/main.py at nz = 100, ngf = ndf = 64, nc = 3 (tests/test_gan_parts.py).
@@ -76,10 +77,6 @@ TIMING = {
 }
 
 
-def num_cores() -> int:
-  return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def environment(jax, torch) -> dict:
   import flax
   import jaxlib
@@ -95,10 +92,6 @@ def environment(jax, torch) -> dict:
       "torch_num_interop_threads": torch.get_num_interop_threads(),
       "loadavg_1_5_15min_at_start": os.getloadavg(),
   }
-
-
-def log(t_start, message):
-  print(f"[{time.perf_counter() - t_start:6.0f} s] {message}", flush=True)
 
 
 def count(tree) -> int:
@@ -333,50 +326,6 @@ def check_same_layers(torch, jax_gan, torch_gan):
   return counts
 
 
-def check_finite(label, value):
-  value = float(value)
-  if not np.isfinite(value):
-    print(f"  WARNING: {label} loss is not finite ({value})")
-  return value
-
-
-def torch_sides(torch, label, run, items_per_call, thread_counts):
-  """One timed side per torch intra-op thread count."""
-  def with_threads(threads):
-    def wrapped(n):
-      torch.set_num_threads(threads)
-      run(n)
-    return wrapped
-  return [Timed(f"{label} ({t} thr)", with_threads(t), items_per_call) for t in thread_counts]
-
-
-def fastest(rates, sides):
-  """(name, rate) of the fastest of `sides`."""
-  name = max((s.name for s in sides), key=rates.get)
-  return name, rates[name]
-
-
-def torch_thread_probe(torch, thread_counts) -> dict:
-  """Milliseconds per 3x3 convolution ([16, 32, 32, 32], NCHW) at each thread count and at 1.
-
-  On an oversubscribed machine OpenMP's barriers wait for descheduled threads (torch ran a U-Net 50x
-  slower with 2 threads than with 1 here while other jobs ran); this makes it visible up front.
-  """
-  import torch.nn.functional as F
-  x, w = torch.randn(16, 32, 32, 32), torch.randn(32, 32, 3, 3)
-  ms = {}
-  with torch.no_grad():
-    for threads in sorted(set(thread_counts) | {1}, reverse=True):
-      torch.set_num_threads(threads)
-      for _ in range(3):
-        F.conv2d(x, w, padding=1)
-      t0 = time.perf_counter()
-      for _ in range(10):
-        F.conv2d(x, w, padding=1)
-      ms[threads] = 1000 * (time.perf_counter() - t0) / 10
-  return ms
-
-
 # ---------------------------------------------------------------------------------------------
 
 
@@ -396,7 +345,7 @@ def bench_train(args, jax, torch, t_start):
                f"gen_jax init {jax_gan.init_s:.1f} s, compile {jax_gan.compile_s:.1f} s; XLA's count of one "
                f"step {gflop:.2f} GFLOP")
   ours_side = Timed("gen_jax jit", jax_gan.run, 1)
-  theirs_sides = torch_sides(torch, "torch eager", torch_gan.run, 1, args.threads)
+  theirs_sides = torch_sides(torch, Timed, "torch eager", torch_gan.run, 1, args.threads)
   sides = [ours_side] + theirs_sides
   t0 = time.perf_counter()
   rates = compare(sides, **args.timing["train"])
@@ -434,7 +383,7 @@ def bench_sampling(args, jax, torch, trained, t_start):
   log(t_start, f"[sample] G in eval mode to uint8, batch {num}: gen_jax compiled in {sampler.compile_s:.1f} s")
   torch_sampler = TorchSampler(torch, torch_gan.net_g, torch_gan.nz, num)
   ours_side = Timed("gen_jax jit", sampler.run, num)
-  theirs_sides = torch_sides(torch, "torch no_grad", torch_sampler.run, num, args.threads)
+  theirs_sides = torch_sides(torch, Timed, "torch no_grad", torch_sampler.run, num, args.threads)
   sides = [ours_side] + theirs_sides
   rates = compare(sides, **args.timing["sample"])
   for side in sides:

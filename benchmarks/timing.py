@@ -4,9 +4,12 @@ Each side's `run(n)` does n units of work and waits for them. `compare` warms ev
 its window, then alternates the sides' timed windows (A, B, A, B, ...) so that they see the same
 machine load, and reports the median rate of each.
 """
+import os
 import platform
 import statistics
 import time
+
+import numpy as np
 
 
 def cpu_model() -> str:
@@ -72,3 +75,59 @@ def compare(sides, *, warmup_calls, window_s, repeats, max_calls=100000):
 def describe(side):
   rates = ", ".join(f"{r:.4g}" for r in side.rates)
   return f"    {side.name:<34s} median {side.median:10.4g}  ({side.calls_per_window} calls/window; {rates})"
+
+
+# Shared by the benchmarks that time a PyTorch side (diffusion_vs_diffusers, gan_vs_pytorch).
+
+
+def num_cores() -> int:
+  return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def log(t_start, message):
+  print(f"[{time.perf_counter() - t_start:6.0f} s] {message}", flush=True)
+
+
+def check_finite(label, value):
+  value = float(value)
+  if not np.isfinite(value):
+    print(f"  WARNING: {label} loss is not finite ({value})")
+  return value
+
+
+def fastest(rates, sides):
+  """(name, rate) of the fastest of `sides`."""
+  name = max((s.name for s in sides), key=rates.get)
+  return name, rates[name]
+
+
+def torch_thread_probe(torch, thread_counts) -> dict:
+  """Milliseconds per 3x3 convolution ([16, 32, 32, 32], NCHW) at each thread count and at 1.
+
+  On an oversubscribed machine OpenMP's barriers wait for descheduled threads: torch with 2 threads
+  was measured 50x slower than with 1 on a U-Net here while other jobs ran. This probe makes that
+  visible before the timed runs.
+  """
+  import torch.nn.functional as F
+  x, w = torch.randn(16, 32, 32, 32), torch.randn(32, 32, 3, 3)
+  ms = {}
+  with torch.no_grad():
+    for threads in sorted(set(thread_counts) | {1}, reverse=True):
+      torch.set_num_threads(threads)
+      for _ in range(3):
+        F.conv2d(x, w, padding=1)
+      t0 = time.perf_counter()
+      for _ in range(10):
+        F.conv2d(x, w, padding=1)
+      ms[threads] = 1000 * (time.perf_counter() - t0) / 10
+  return ms
+
+
+def torch_sides(torch, side_class, label, run, items_per_call, thread_counts):
+  """One timed side per torch intra-op thread count."""
+  def with_threads(threads):
+    def wrapped(n):
+      torch.set_num_threads(threads)
+      run(n)
+    return wrapped
+  return [side_class(f"{label} ({t} thr)", with_threads(t), items_per_call) for t in thread_counts]
