@@ -1,6 +1,8 @@
 """Prints the README's results rows from finished runs: the last evaluation of each run directory.
 
   python -m experiments.report runs/glow_digits runs/nsf_digits ...
+  python -m experiments.report --scatter docs/figures/gan_grid25.png runs/gan_toy2d_grid25_*
+
 
 For 2-D toy data it adds the true density's NLL on the same test samples (`toy2d.true_nll`), the figure
 a model's test NLL is held against; for a classifier, its test accuracy before its test cross-entropy (nats).
@@ -16,6 +18,7 @@ import sys
 
 import numpy as np
 
+from gen_jax import visualize
 from gen_jax.data import load_dataset, toy2d
 from gen_jax.train.metrics_log import read_metrics
 
@@ -30,8 +33,9 @@ def last_eval(workdir: str) -> dict:
 NUM_MODE_SAMPLES = 2500
 
 
-def gan_mixture_row(workdir: str, config: dict, seed: int = 0) -> str:
-  """| data | gan (variant) | steps | modes captured / K | high-quality fraction | KL to uniform |"""
+def gan_mixture_row(workdir: str, config: dict, seed: int = 0) -> tuple[str, np.ndarray]:
+  """(| data | gan (variant) | steps | modes captured / K | high-quality fraction | KL to uniform |,
+  the [2500, 2] samples measured)."""
   import jax  # pylint: disable=import-outside-toplevel
   from gen_jax.models.gan import toy2d_mode_coverage  # pylint: disable=import-outside-toplevel
   from gen_jax.run import load_run  # pylint: disable=import-outside-toplevel
@@ -42,10 +46,11 @@ def gan_mixture_row(workdir: str, config: dict, seed: int = 0) -> str:
   num_modes = len(coverage["mode_counts"])
   return (f"| {config['data']['name']} | gan ({config['gan']['variant']}) | {run.step} | "
           f"{int(coverage['modes_captured'])} / {num_modes} | {float(coverage['high_quality_fraction']):.3f} | "
-          f"{float(coverage['kl_to_uniform']):.3f} |")
+          f"{float(coverage['kl_to_uniform']):.3f} |", np.asarray(samples))
 
 
-def row(workdir: str) -> str:
+def row(workdir: str) -> tuple[str, np.ndarray | None]:
+  """(the README row, the samples it measured for a GAN on a 2-D mixture, else None)."""
   with open(os.path.join(workdir, "config.json")) as f:
     config = json.load(f)
   name, model = config["data"]["name"], config["model"]["name"]
@@ -62,12 +67,29 @@ def row(workdir: str) -> str:
     cells += [f"{true:.4f}", f"{result['eval/nll'] - true:+.4f}"]
   else:
     cells.append(f"{result['eval/bpd']:.4f}")
-  return "| " + " | ".join(cells) + " |"
+  return "| " + " | ".join(cells) + " |", None
 
 
 def main(argv):
-  for workdir in argv[1:]:
-    print(row(workdir))
+  """Prints one row per run; `--scatter PATH` first also draws the GAN runs' measured samples there,
+  one panel per run titled with its variant."""
+  args, scatter_path = argv[1:], None
+  if args[:1] == ["--scatter"]:
+    if len(args) < 2:
+      raise SystemExit("--scatter needs a PNG path, then the run directories")
+    scatter_path, args = args[1], args[2:]
+  panels = []
+  for workdir in args:
+    text, samples = row(workdir)
+    print(text)
+    if samples is not None:
+      with open(os.path.join(workdir, "config.json")) as f:
+        config = json.load(f)
+      panels.append((f"{config['gan']['variant']}: {text.split('|')[4].strip()} modes", samples))
+  if scatter_path:
+    if not panels:
+      raise SystemExit("--scatter draws GAN runs on 2-D mixtures; none was given")
+    visualize.save_scatter_panels(scatter_path, panels, limit=6.0)
 
 
 if __name__ == "__main__":

@@ -45,10 +45,15 @@ def save_image(path: str, grid: np.ndarray, upscale: int = 1) -> None:
 def save_scatter(path: str, points: np.ndarray, reference: np.ndarray | None = None,
                  limit: float | None = None) -> None:
   """Scatter plot of 2-D samples, beside reference data when given."""
+  panels = [("samples", points)] + ([("data", reference)] if reference is not None else [])
+  save_scatter_panels(path, panels, limit)
+
+
+def save_scatter_panels(path: str, panels: list[tuple[str, np.ndarray]], limit: float | None = None) -> None:
+  """Side-by-side scatter plots of 2-D point sets, one titled panel per (title, [N, 2] points)."""
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
-  panels = [("samples", points)] + ([("data", reference)] if reference is not None else [])
   fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4), squeeze=False)
   for ax, (title, pts) in zip(axes[0], panels):
     ax.scatter(pts[:, 0], pts[:, 1], s=1, alpha=0.5)

@@ -154,3 +154,27 @@ def test_a_tiny_digits_run_writes_samples_and_latent_figures(tmp_path):
   run = gen_jax.load_run(str(tmp_path))
   samples = run.task.sample(run.all_params, jax.random.key(0), 5)
   assert samples.shape == (5, 8, 8, 1) and samples.dtype == jnp.uint8 and int(samples.max()) <= 16
+
+
+def test_report_row_and_scatter_of_a_toy_run_measure_the_same_samples(tmp_path, capsys):
+  from experiments import report  # pylint: disable=import-outside-toplevel
+  from gen_jax.models.gan import toy2d_mode_coverage  # pylint: disable=import-outside-toplevel
+  workdir, figure = str(tmp_path / "run"), str(tmp_path / "modes.png")
+  loop.train_and_evaluate(tiny_toy_config(), workdir)
+  report.main(["report", "--scatter", figure, workdir])
+  cells = [c.strip() for c in capsys.readouterr().out.strip().split("|")[1:-1]]
+  run = gen_jax.load_run(workdir)
+  coverage = toy2d_mode_coverage("eight_gaussians", run.task.sample(run.all_params, jax.random.key(0),
+                                                                     report.NUM_MODE_SAMPLES))
+  assert cells[:3] == ["toy2d/eight_gaussians", "gan (ns)", "6"]
+  assert cells[3] == f"{int(coverage['modes_captured'])} / 8"
+  assert float(cells[4]) == pytest.approx(float(coverage["high_quality_fraction"]), abs=5e-4)
+  assert os.path.getsize(figure) > 0
+  with pytest.raises(SystemExit, match="PNG path"):
+    report.main(["report", "--scatter"])
+
+
+def test_toy_configs_give_every_objective_the_same_generator_updates():
+  configs = {v: gan_toy2d.get_config(f"grid25,cpu,{v}") for v in ("ns", "wgan_gp")}
+  assert configs["ns"].train.num_steps == 10_000 and configs["ns"].gan.n_critic == 1
+  assert configs["wgan_gp"].train.num_steps == 5 * 10_000 and configs["wgan_gp"].gan.gradient_penalty == 0.1
