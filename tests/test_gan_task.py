@@ -174,7 +174,12 @@ def test_report_row_and_scatter_of_a_toy_run_measure_the_same_samples(tmp_path, 
     report.main(["report", "--scatter"])
 
 
-def test_toy_configs_give_every_objective_the_same_generator_updates():
-  configs = {v: gan_toy2d.get_config(f"grid25,cpu,{v}") for v in ("ns", "wgan_gp")}
-  assert configs["ns"].train.num_steps == 10_000 and configs["ns"].gan.n_critic == 1
-  assert configs["wgan_gp"].train.num_steps == 5 * 10_000 and configs["wgan_gp"].gan.gradient_penalty == 0.1
+def test_configs_give_every_objective_the_same_generator_updates():
+  for get_config, arg, generator_steps in ((gan_toy2d.get_config, "grid25,cpu,", 10_000),
+                                           (gan_digits.get_config, "cpu,", 3000)):
+    ns, wgan = get_config(arg + "ns"), get_config(arg + "wgan_gp")
+    assert ns.gan.n_critic == 1 and ns.train.num_steps == generator_steps
+    assert wgan.gan.n_critic == 5 and wgan.train.num_steps == 5 * generator_steps
+    assert wgan.train.save_every == 5 * ns.train.save_every
+  assert gan_toy2d.get_config("grid25,cpu,wgan_gp").gan.gradient_penalty == 0.1
+  assert gan_digits.get_config("cpu,wgan_gp").gan.gradient_penalty == 10.0

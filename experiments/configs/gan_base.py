@@ -43,4 +43,14 @@ def image_gan_config(data_config, arg: str | None, num_levels: int, latent_dim: 
   set_gan_objective(config, variants)
   if "cpu" in variants:
     config.model.channels = 32
+  equal_generator_updates(config)
   return config
+
+
+def equal_generator_updates(config: ml_collections.ConfigDict) -> None:
+  """Scales the schedule by n_critic, so every objective gets the config's number of generator updates
+  (a train step is one discriminator update)."""
+  n = config.gan.n_critic
+  t = config.train
+  t.update(num_steps=t.num_steps * n, eval_every=t.eval_every * n, sample_every=t.sample_every * n,
+           save_every=t.save_every * n)

@@ -19,10 +19,9 @@ def get_config(arg: str | None = None):
   config.train.batch_size = 64
   config.optim.update(generator_learning_rate=1e-3, discriminator_learning_rate=1e-3)
   generator_steps = 10_000 if "cpu" in variants else 20_000
-  # Every objective gets the same number of generator updates: a step is one critic update.
-  config.train.num_steps = generator_steps * config.gan.n_critic
-  config.train.update(eval_every=config.train.num_steps // 2, sample_every=config.train.num_steps // 2,
-                      save_every=config.train.num_steps // 2)
+  config.train.update(num_steps=generator_steps, eval_every=generator_steps // 2,
+                      sample_every=generator_steps // 2, save_every=generator_steps // 2)
+  gan_base.equal_generator_updates(config)
   if config.gan.loss == "wasserstein":
     # Gulrajani et al.'s own toy-data code uses lambda = 0.1, not the images' 10; on grid25 at 10 the
     # critic stays weak and the generator spreads over the plane (8 of 25 modes, 0.5% high quality).
