@@ -542,6 +542,9 @@ def test_vector_model_elbo_and_sampling():
   manual = sum(discrete.apply(variables, x, jax.random.fold_in(step_rng, i), step=jnp.full((8,), i + 1),
                               method=discrete.diffusion_term) for i in range(4))
   np.testing.assert_allclose(full["diffusion"], manual, rtol=1e-5)
+  # Its endpoint terms are `elbo`'s own draws from the same key (no diffusion term computed for them).
+  for name in ("prior", "reconstruction"):
+    np.testing.assert_array_equal(full[name], discrete.apply(variables, x, jax.random.key(2))[name])
   # Sampling: float32 vectors, one x_hat per step.
   samples, trajectory = discrete.apply(variables, jax.random.key(3), 5, num_steps=2, return_trajectory=True,
                                        method=discrete.sample)

@@ -210,6 +210,14 @@ class GaussianDiffusion(nn.Module):
     return {"elbo": reconstruction - prior - diffusion, "prior": prior, "diffusion": diffusion,
             "reconstruction": reconstruction}
 
+  def prior_and_reconstruction(self, x: jax.Array, rng: jax.Array) -> dict[str, jax.Array]:
+    """dict(prior, reconstruction) in nats [B]: the ELBO's endpoint terms exactly as `elbo` draws them
+    from the same rng, without its one-sample diffusion term (for estimators that average that term
+    over many transitions)."""
+    decoder_rng = jax.random.split(rng, 3)[2]  # `elbo`'s split
+    prior, reconstruction = self._prior_and_reconstruction(self.to_model_space(x), x, decoder_rng, False)
+    return {"prior": prior, "reconstruction": reconstruction}
+
   def simple_loss(self, x: jax.Array, rng: jax.Array, train: bool = False) -> jax.Array:
     """Ho et al.'s L_simple per example [B]: mean over dimensions of (target - output)^2 at t ~ U
     (a uniform state of a discrete grid, else t ~ U(0, 1)), target by `prediction`."""

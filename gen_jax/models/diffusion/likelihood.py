@@ -29,7 +29,7 @@ def elbo_over_steps(model, variables, x: jax.Array, rng: jax.Array, num_step_sam
   k = (num_transitions or 100) if num_step_samples is None else num_step_samples
   if not isinstance(k, int) or k < 1 or (num_transitions and k > num_transitions):
     raise ValueError(f"num_step_samples must be an int in [1, T={num_transitions or 'inf'}], got {num_step_samples!r}")
-  parts = model.apply(variables, x, rng, method=model.elbo)  # prior and reconstruction as in `elbo`
+  parts = model.apply(variables, x, rng, method=model.prior_and_reconstruction)
   x_model = model.apply(variables, x, method=model.to_model_space)
   offset_rng, step_rng = jax.random.split(jax.random.fold_in(rng, 1))
   u = jax.random.uniform(offset_rng, x.shape[:1])
