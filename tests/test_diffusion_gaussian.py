@@ -20,7 +20,9 @@ import numpy as np
 import pytest
 
 from gen_jax.models.diffusion import likelihood, process, samplers, schedules
+from gen_jax.data.spec import DataSpec
 from gen_jax.models.diffusion.diffusion import GaussianDiffusion
+from gen_jax.models.diffusion.task import diffusion_task
 
 D = 3
 RNG = np.random.default_rng(0)
@@ -218,3 +220,24 @@ def test_samplers_draw_the_data_distribution(eta):
   # Var of a sample covariance entry: (S_ij^2 + S_ii S_jj) / n.
   se_cov = np.sqrt((COV ** 2 + np.outer(np.diag(COV), np.diag(COV))) / n)
   assert np.all(np.abs(np.cov(samples.T) - COV) < 4 * se_cov + 0.01 * np.abs(COV).max())
+
+
+def test_evaluation_of_a_padded_batch_averages_independent_draws():
+  """The run's evaluation pads a split's last batch; its per-example ELBO draws must stay independent,
+  so the mean over the real examples has the variance of n independent draws (antithetic times over
+  the padded batch would give the n real examples nearly one time: ~sqrt(n) times the spread)."""
+  m = model(0)
+  x = RNG.multivariate_normal(MEAN, COV, size=8).astype(np.float32)
+  padded = jnp.concatenate([jnp.asarray(x), jnp.zeros((56, D), jnp.float32)])  # 8 real of 64
+  task = diffusion_task(m, DataSpec(name="gaussian", event_shape=(D,), num_levels=None, kind="vector"),
+                        objective="elbo")
+  params = task.init(jax.random.key(0), jnp.asarray(x))
+  keys = jax.random.split(jax.random.key(3), 400)
+  evaluate = jax.jit(jax.vmap(lambda k: task.evaluate(params, padded, k)["nll"][:8]))
+  draws = np.asarray(evaluate(keys), np.float64)                          # [400 keys, 8 examples]
+  spread_of_means = draws.mean(1).std()
+  independent = np.sqrt(np.mean(draws.var(0)) / 8)
+  assert spread_of_means == pytest.approx(independent, rel=0.2), (spread_of_means, independent)
+  exact = -closed_form_elbo(x, None)
+  assert abs(draws.mean() - exact.mean()) < 5 * spread_of_means / np.sqrt(400)
+
