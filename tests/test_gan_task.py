@@ -183,3 +183,5 @@ def test_configs_give_every_objective_the_same_generator_updates():
     assert wgan.train.save_every == 5 * ns.train.save_every
   assert gan_toy2d.get_config("grid25,cpu,wgan_gp").gan.gradient_penalty == 0.1
   assert gan_digits.get_config("cpu,wgan_gp").gan.gradient_penalty == 10.0
+  assert [gan_digits.get_config("cpu," + v).model.discriminator_norm for v in ("ns", "wgan_gp", "hinge_sn")] == [
+      "batch", "layer", "none"]

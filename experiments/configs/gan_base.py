@@ -27,6 +27,7 @@ def set_gan_objective(config: ml_collections.ConfigDict, variants: set[str]) -> 
   elif name == "hinge_sn":
     config.gan.loss = "hinge"
     config.model.spectral_norm = True
+    config.model.discriminator_norm = "none"  # SNGAN's DCGAN-style D: spectral norm only, no BatchNorm
     config.optim.update(b1=0.0, b2=0.9)
 
 
