@@ -1,0 +1,119 @@
+"""Gated PixelCNN: an autoregressive model of discrete images with exact log-likelihood
+(van den Oord et al. 2016, "Conditional Image Generation with PixelCNN Decoders"; output options
+from "Pixel Recurrent Neural Networks" and PixelCNN++, Salimans et al. 2017).
+
+The pixels x_1, ..., x_n of an image [H, W, C] (raster order) factorise as
+
+  log P(x) = sum_i log P(x_i | x_<i)        (nats per example, exact: no dequantization),
+
+with every conditional computed in one parallel pass of a causal network (`GatedLayer`s: vertical
+and horizontal stacks of masked convolutions, type A then B, no blind spot). The conditional of a
+pixel's C channels is a product over the channels, each given every earlier pixel (the data here
+have C = 1; PixelCNN's ordering of R, G, B inside a pixel is left out). Its output distribution is
+
+  "categorical"         an L-way softmax per channel (L = num_levels: 17 for digits, 256 for MNIST);
+  "logistic_mixture"    a mixture of K discretized logistics per channel (PixelCNN++), 3K outputs.
+
+Sampling is sequential: n passes of the network inside one `lax.fori_loop`, pass i drawing pixel i.
+"""
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gen_jax import checks
+from gen_jax.models.autoregressive.categorical import Categorical
+from gen_jax.models.autoregressive.gated_layer import GatedLayer
+from gen_jax.models.vae.likelihoods import DiscretizedLogisticMixture, Likelihood, levels_to_centres, to_model_space
+
+OUTPUTS = ("categorical", "logistic_mixture")
+
+
+def pixel_likelihood(output: str, num_levels: int, num_components: int) -> Likelihood:
+  """The per-pixel output distribution named `output` (see the module docstring)."""
+  if output == "categorical":
+    return Categorical(num_levels)
+  if output == "logistic_mixture":
+    return DiscretizedLogisticMixture(num_levels=num_levels, num_components=num_components)
+  raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
+
+
+class PixelCNN(nn.Module):
+  """Gated PixelCNN over uint8 images [B, H, W, C] with levels {0, ..., num_levels - 1}.
+
+  Attributes:
+    event_shape: (H, W, C).
+    num_levels: L, the data's levels.
+    channels: feature maps of each stack.
+    num_layers: gated layers (the first of type A).
+    kernel_size: k of the type-B layers (k x k vertical, 1 x k horizontal).
+    first_kernel_size: k of the type-A first layer (7 in the paper).
+    head_channels: width of the 1x1 output head.
+    output: "categorical" or "logistic_mixture".
+    num_components: K of the logistic mixture.
+
+  Methods (with `model.apply(variables, ..., method=...)`):
+    __call__(x) -> out [B, H, W, C * P]: the conditionals' parameters from x on the [-1, 1] scale of
+      the bin centres (`levels_to_centres`); out at a pixel depends only on earlier pixels;
+    log_prob(x) -> [B] nats, x the integer levels;  sample(rng, num) -> uint8 [num, H, W, C].
+  """
+  event_shape: tuple
+  num_levels: int
+  channels: int = 64
+  num_layers: int = 5
+  kernel_size: int = 3
+  first_kernel_size: int = 7
+  head_channels: int = 128
+  output: str = "categorical"
+  num_components: int = 5
+
+  def __post_init__(self):
+    shape = tuple(self.event_shape)
+    if len(shape) != 3 or not all(isinstance(n, (int, np.integer)) and n > 0 for n in shape):
+      raise ValueError(f"PixelCNN needs images: event_shape (H, W, C) of positive ints, got {self.event_shape!r}")
+    object.__setattr__(self, "event_shape", tuple(int(n) for n in shape))
+    for name in ("channels", "num_layers", "head_channels"):
+      checks.check_positive_int(getattr(self, name), name)
+    pixel_likelihood(self.output, self.num_levels, self.num_components)  # validates the three
+    super().__post_init__()
+
+  def setup(self):
+    self.likelihood = pixel_likelihood(self.output, self.num_levels, self.num_components)
+    self.layers = [GatedLayer(self.channels, self.first_kernel_size if i == 0 else self.kernel_size,
+                              "A" if i == 0 else "B") for i in range(self.num_layers)]
+    self.head_hidden = nn.Dense(self.head_channels)
+    self.head_out = nn.Dense(self.event_shape[-1] * self.likelihood.params_per_dim)
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    checks.check_event_shape(x, self.event_shape, "x")
+    v = h = x
+    for layer in self.layers:
+      v, h = layer(v, h)
+    return self.head_out(nn.elu(self.head_hidden(nn.elu(h))))
+
+  def log_prob(self, x: jax.Array) -> jax.Array:
+    """Exact log P(x) in nats per example [B], x integer levels [B, H, W, C] (checked)."""
+    out = self(to_model_space(x, self.event_shape, self.num_levels))
+    return self.likelihood.log_prob(out, x)
+
+  def sample(self, rng: jax.Array, num: int) -> jax.Array:
+    """`num` images uint8 [num, H, W, C], drawn pixel by pixel in raster order in one fori_loop."""
+    checks.check_positive_int(num, "num")
+    height, width, num_channels = self.event_shape
+    x0 = jnp.zeros((num,) + self.event_shape, jnp.uint8)
+    if self.is_initializing():
+      self(levels_to_centres(x0, self.num_levels))                   # creates the parameters
+    # The network as a pure function of its variables, callable inside lax.fori_loop (a bound linen
+    # module cannot be called inside a raw JAX control-flow trace).
+    variables, network = self.variables, self.clone(parent=None)
+
+    def draw_pixel(i, x):
+      row, col = i // width, i % width
+      out = network.apply(variables, levels_to_centres(x, self.num_levels))
+      out = jax.lax.dynamic_slice(out, (0, row, col, 0), (num, 1, 1, out.shape[-1]))
+      value = self.likelihood.sample(jax.random.fold_in(rng, i), out)          # [num, 1, 1, C]
+      return jax.lax.dynamic_update_slice(x, value.astype(jnp.uint8), (0, row, col, 0))
+
+    return jax.lax.fori_loop(0, height * width, draw_pixel, x0)
