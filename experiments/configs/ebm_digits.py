@@ -20,6 +20,7 @@ def get_config(arg: str | None = None):
   config.model.langevin_steps = 60
   config.model.step_size = 10.0
   config.model.noise_scale = 0.005
+  config.model.unroll_langevin = False
   config.ebm = dict(objective="langevin", chains="persistent", buffer_size=10_000, reinit_prob=0.05,
                     energy_l2=1.0, dsm_sigma=0.1, sample_steps=200)
   config.optim.learning_rate = 1e-4
@@ -31,6 +32,8 @@ def get_config(arg: str | None = None):
     config.model.langevin_steps = 30
     config.train.num_steps = 2000
     config.train.batch_size = 64
+    config.model.unroll_langevin = True  # XLA:CPU runs convolutions in a while loop ~20x slower
+    config.ebm.sample_steps = 30  # unrolled too: compilation grows with the steps
   if "short_run" in variants:
     config.ebm.chains = "short_run"
   return config

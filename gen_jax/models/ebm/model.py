@@ -32,6 +32,7 @@ class EnergyModel(nn.Module):
   step_size: float = 0.01
   noise_scale: float = 0.1414
   grid_size: int = 512
+  unroll_langevin: bool = False  # True on CPU for conv energies (see langevin_chain)
 
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     return self.network(x, train)
@@ -48,7 +49,8 @@ class EnergyModel(nn.Module):
     init_rng, chain_rng = jax.random.split(rng)
     x0 = uniform_on_box(init_rng, (num, *self.event_shape), self.domain) if init is None else init
     return langevin_chain(self.energy_fn(), x0, chain_rng, num_steps=steps or self.langevin_steps,
-                          step_size=self.step_size, noise_scale=self.noise_scale, domain=self.domain).x
+                          step_size=self.step_size, noise_scale=self.noise_scale, domain=self.domain,
+                          unroll=self.unroll_langevin).x
 
   def log_prob(self, x: jax.Array) -> jax.Array:
     if tuple(self.event_shape) != (2,):

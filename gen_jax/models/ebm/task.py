@@ -102,7 +102,8 @@ def ebm_task(model: EnergyModel, spec: DataSpec, optimizer: optax.GradientTransf
       else:
         starts = uniform_on_box(start_rng, x.shape, domain)
       result = langevin_chain(energy_fn(variables), starts, chain_rng, num_steps=model.langevin_steps,
-                              step_size=model.step_size, noise_scale=model.noise_scale, domain=domain)
+                              step_size=model.step_size, noise_scale=model.noise_scale, domain=domain,
+                              unroll=model.unroll_langevin)
       negatives = jax.lax.stop_gradient(result.x)
       if persistent:
         new_params["buffer"] = replay_buffer.store_chains(params["buffer"], indices, negatives)
@@ -161,7 +162,8 @@ def ebm_task(model: EnergyModel, spec: DataSpec, optimizer: optax.GradientTransf
 
 def ebm_model(event_shape, architecture: str = "mlp", hidden_sizes=(128, 128), channels=(32, 64),
               spectral_norm: bool = False, domain=None, langevin_steps: int = 60, step_size: float = 0.01,
-              noise_scale: float = 0.1414, grid_size: int = 512) -> EnergyModel:
+              noise_scale: float = 0.1414, grid_size: int = 512,
+              unroll_langevin: bool = False) -> EnergyModel:
   """An `EnergyModel` from config fields: architecture "mlp" (vectors) or "conv" (images); the domain
   defaults to [0, 1] for images (dequantized levels) and [-5, 5] for vectors."""
   event_shape = tuple(event_shape)
@@ -175,7 +177,7 @@ def ebm_model(event_shape, architecture: str = "mlp", hidden_sizes=(128, 128), c
     domain = (0.0, 1.0) if len(event_shape) == 3 else (-5.0, 5.0)
   return EnergyModel(event_shape=event_shape, network=network, domain=tuple(float(d) for d in domain),
                      langevin_steps=langevin_steps, step_size=step_size, noise_scale=noise_scale,
-                     grid_size=grid_size)
+                     grid_size=grid_size, unroll_langevin=unroll_langevin)
 
 
 def build_ebm_task(config: ml_collections.ConfigDict, model: EnergyModel, spec: DataSpec) -> Task:
