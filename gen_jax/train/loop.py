@@ -143,8 +143,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, devices=
       metrics = jax.device_get(metrics)
       bad = step_lib.first_non_finite(metrics["loss"])
       if bad is not None:
-        raise FloatingPointError(f"non-finite loss ({metrics['loss'][bad]}) at step {step + bad + 1}: "
-                                 "the run is stopped; the last checkpoint holds the last finite state")
+        also = sorted(k for k, v in metrics.items() if k != "loss" and not np.isfinite(v[bad]))
+        raise FloatingPointError(f"non-finite loss ({metrics['loss'][bad]}) at step {step + bad + 1}"
+                                 + (f" (non-finite there: {', '.join(also)})" if also else "")
+                                 + ": the run is stopped; the last checkpoint holds the last finite state")
       window.append(metrics)
       bar.update(end - step)
       step = end
