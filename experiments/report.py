@@ -33,9 +33,9 @@ def last_eval(workdir: str) -> dict:
 NUM_MODE_SAMPLES = 2500
 
 
-def gan_mixture_row(workdir: str, config: dict, seed: int = 0) -> tuple[str, np.ndarray]:
+def gan_mixture_row(workdir: str, config: dict, seed: int = 0) -> tuple[str, tuple[str, np.ndarray]]:
   """(| data | gan (variant) | steps | modes captured / K | high-quality fraction | KL to uniform |,
-  the [2500, 2] samples measured)."""
+  (a panel title "variant: modes / K modes", the [2500, 2] samples measured))."""
   import jax  # pylint: disable=import-outside-toplevel
   from gen_jax.models.gan import toy2d_mode_coverage  # pylint: disable=import-outside-toplevel
   from gen_jax.run import load_run  # pylint: disable=import-outside-toplevel
@@ -43,14 +43,14 @@ def gan_mixture_row(workdir: str, config: dict, seed: int = 0) -> tuple[str, np.
   samples = run.task.sample(run.all_params, jax.random.key(seed), NUM_MODE_SAMPLES)
   density = config["data"]["name"].split("/", 1)[1]
   coverage = toy2d_mode_coverage(density, samples)
-  num_modes = len(coverage["mode_counts"])
-  return (f"| {config['data']['name']} | gan ({config['gan']['variant']}) | {run.step} | "
-          f"{int(coverage['modes_captured'])} / {num_modes} | {float(coverage['high_quality_fraction']):.3f} | "
-          f"{float(coverage['kl_to_uniform']):.3f} |", np.asarray(samples))
+  variant, modes = config["gan"]["variant"], f"{int(coverage['modes_captured'])} / {len(coverage['mode_counts'])}"
+  return (f"| {config['data']['name']} | gan ({variant}) | {run.step} | {modes} | "
+          f"{float(coverage['high_quality_fraction']):.3f} | {float(coverage['kl_to_uniform']):.3f} |",
+          (f"{variant}: {modes} modes", np.asarray(samples)))
 
 
-def row(workdir: str) -> tuple[str, np.ndarray | None]:
-  """(the README row, the samples it measured for a GAN on a 2-D mixture, else None)."""
+def row(workdir: str) -> tuple[str, tuple[str, np.ndarray] | None]:
+  """(the README row, for a GAN on a 2-D mixture the (title, samples) panel it measured, else None)."""
   with open(os.path.join(workdir, "config.json")) as f:
     config = json.load(f)
   name, model = config["data"]["name"], config["model"]["name"]
@@ -80,12 +80,10 @@ def main(argv):
     scatter_path, args = args[1], args[2:]
   panels = []
   for workdir in args:
-    text, samples = row(workdir)
+    text, panel = row(workdir)
     print(text)
-    if samples is not None:
-      with open(os.path.join(workdir, "config.json")) as f:
-        config = json.load(f)
-      panels.append((f"{config['gan']['variant']}: {text.split('|')[4].strip()} modes", samples))
+    if panel is not None:
+      panels.append(panel)
   if scatter_path:
     if not panels:
       raise SystemExit("--scatter draws GAN runs on 2-D mixtures; none was given")

@@ -19,8 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gen_jax.models.diffusion import likelihood, process, samplers, schedules
 from gen_jax.data.spec import DataSpec
+from gen_jax.models.diffusion import likelihood, process, samplers, schedules
 from gen_jax.models.diffusion.diffusion import GaussianDiffusion
 from gen_jax.models.diffusion.task import diffusion_task
 

@@ -78,11 +78,11 @@ def toy2d_config(arg: str | None) -> tuple[ml_collections.ConfigDict, set[str]]:
   config = base_config()
   config.data.name = "toy2d/" + (chosen.pop() if chosen else "eight_gaussians")
   config.optim.warmup_steps = 200
-  _set_schedule(config, batch_size=512, num_steps=20_000, steps_per_call=100, log_every=500, every=5000)
+  set_schedule(config, batch_size=512, num_steps=20_000, steps_per_call=100, log_every=500, every=5000)
   config.eval.batch_size = 2000
   config.eval.num_samples = 5000
   if "cpu" in variants:
-    _set_schedule(config, num_steps=5000, every=2500)
+    set_schedule(config, num_steps=5000, every=2500)
   return config, variants
 
 
@@ -92,9 +92,9 @@ def digits_config(arg: str | None) -> tuple[ml_collections.ConfigDict, set[str]]
   variants = parse_variant(arg, ("cpu", "metrics"))
   config = base_config()
   config.data.name = "digits"
-  _set_schedule(config, batch_size=128, num_steps=20_000, steps_per_call=50, log_every=500, every=2000)
+  set_schedule(config, batch_size=128, num_steps=20_000, steps_per_call=50, log_every=500, every=2000)
   if "cpu" in variants:  # one step per call: XLA:CPU runs convolutions inside a scan ~8x slower
-    _set_schedule(config, num_steps=3000, steps_per_call=1, every=1000)
+    set_schedule(config, num_steps=3000, steps_per_call=1, every=1000)
   if "metrics" in variants:
     enable_sample_metrics(config, "classifier:runs/classifier_digits")
   return config, variants
@@ -106,15 +106,15 @@ def mnist_config(arg: str | None) -> tuple[ml_collections.ConfigDict, set[str]]:
   variants = parse_variant(arg, ("cpu", "metrics"))
   config = base_config()
   config.data.name = "mnist_split"
-  _set_schedule(config, batch_size=64, num_steps=50_000, steps_per_call=50, log_every=500, every=5000)
+  set_schedule(config, batch_size=64, num_steps=50_000, steps_per_call=50, log_every=500, every=5000)
   if "cpu" in variants:  # one step per call: XLA:CPU runs convolutions inside a scan ~8x slower
-    _set_schedule(config, batch_size=32, num_steps=1500, steps_per_call=1, every=500)
+    set_schedule(config, batch_size=32, num_steps=1500, steps_per_call=1, every=500)
   if "metrics" in variants:
     enable_sample_metrics(config, "classifier:runs/classifier_mnist")
   return config, variants
 
 
-def _set_schedule(config, every: int | None = None, **train_fields) -> None:
+def set_schedule(config, every: int | None = None, **train_fields) -> None:
   """Sets train fields; `every` sets eval_every, sample_every and save_every together."""
   for name, value in train_fields.items():
     config.train[name] = value

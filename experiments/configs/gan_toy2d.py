@@ -1,7 +1,7 @@
 """An MLP GAN on 2-D mixtures (eight_gaussians, grid25), for the mode-collapse measures.
 `--config=experiments/configs/gan_toy2d.py:DENSITY[,cpu][,ns|minimax|wgan_gp|hinge_sn]`."""
 from experiments.configs import gan_base
-from experiments.configs.base import parse_variant, toy2d_config
+from experiments.configs.base import parse_variant, set_schedule, toy2d_config
 from gen_jax.data import toy2d
 
 
@@ -19,8 +19,7 @@ def get_config(arg: str | None = None):
   config.train.batch_size = 64
   config.optim.update(generator_learning_rate=1e-3, discriminator_learning_rate=1e-3)
   generator_steps = 10_000 if "cpu" in variants else 20_000
-  config.train.update(num_steps=generator_steps, eval_every=generator_steps // 2,
-                      sample_every=generator_steps // 2, save_every=generator_steps // 2)
+  set_schedule(config, num_steps=generator_steps, every=generator_steps // 2)
   gan_base.equal_generator_updates(config)
   if config.gan.loss == "wasserstein":
     # Gulrajani et al.'s own toy-data code uses lambda = 0.1, not the images' 10; on grid25 at 10 the

@@ -49,6 +49,12 @@ def scale_gradient(x: jax.Array, scale: jax.Array) -> jax.Array:
 scale_gradient.defvjp(lambda x, scale: (x, scale), lambda scale, g: (g * scale, jnp.zeros_like(scale)))
 
 
+def _elbo_keys(rng: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """(time, noise, decoder) keys of one ELBO draw: `elbo` and `prior_and_reconstruction` share them."""
+  time_rng, eps_rng, decoder_rng = jax.random.split(rng, 3)
+  return time_rng, eps_rng, decoder_rng
+
+
 def antithetic_times(rng: jax.Array, batch: int) -> jax.Array:
   """t_i = (u + i / B) mod 1, u ~ U(0, 1): each t_i uniform, the batch evenly spread; [B]."""
   u = jax.random.uniform(rng, ())
@@ -199,7 +205,7 @@ class GaussianDiffusion(nn.Module):
     x_data = x
     x = self.to_model_space(x)
     batch = x.shape[0]
-    time_rng, eps_rng, decoder_rng = jax.random.split(rng, 3)
+    time_rng, eps_rng, decoder_rng = _elbo_keys(rng)
     prior, reconstruction = self._prior_and_reconstruction(x, x_data, decoder_rng, train)
     t = antithetic_times(time_rng, batch)
     if self.num_transitions == 0:
@@ -214,7 +220,7 @@ class GaussianDiffusion(nn.Module):
     """dict(prior, reconstruction) in nats [B]: the ELBO's endpoint terms exactly as `elbo` draws them
     from the same rng, without its one-sample diffusion term (for estimators that average that term
     over many transitions)."""
-    decoder_rng = jax.random.split(rng, 3)[2]  # `elbo`'s split
+    _, _, decoder_rng = _elbo_keys(rng)
     prior, reconstruction = self._prior_and_reconstruction(self.to_model_space(x), x, decoder_rng, False)
     return {"prior": prior, "reconstruction": reconstruction}
 
