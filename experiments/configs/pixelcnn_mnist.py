@@ -13,8 +13,11 @@ def get_config(arg: str | None = None):
   config.model.kernel_size = 3
   config.model.first_kernel_size = 7
   config.model.head_channels = 512
-  if "cpu" in variants:
+  if "cpu" in variants:  # ~1.2 s per step (batch 32) on 2 busy CPU cores: 1000 steps in ~20 min
     config.model.channels = 32
-    config.model.num_layers = 6
+    config.model.num_layers = 5
     config.model.head_channels = 64
+    config.train.num_steps = 1000
+    config.train.eval_every = config.train.sample_every = config.train.save_every = 500
+    config.eval.num_samples = 16  # a sample is 784 passes of the network
   return config
