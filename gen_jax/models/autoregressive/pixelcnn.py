@@ -15,6 +15,9 @@ have C = 1; PixelCNN's ordering of R, G, B inside a pixel is left out). Its outp
   "logistic_mixture"    a mixture of K discretized logistics per channel (PixelCNN++), 3K outputs.
 
 Sampling is sequential: n passes of the network inside one `lax.fori_loop`, pass i drawing pixel i.
+The conditionals of row r depend only on the rows r - R, ..., r (R = `receptive_rows`: the vertical
+stack reaches k // 2 rows further up per layer), so each pass runs the network on that window of
+R + 1 rows instead of the whole image: the same outputs, H / (R + 1) times less work (3x on MNIST).
 """
 from __future__ import annotations
 
@@ -29,6 +32,18 @@ from gen_jax.models.autoregressive.gated_layer import GatedLayer
 from gen_jax.models.vae.likelihoods import DiscretizedLogisticMixture, Likelihood, levels_to_centres, to_model_space
 
 OUTPUTS = ("categorical", "logistic_mixture")
+
+
+def receptive_rows(num_layers: int, kernel_size: int, first_kernel_size: int) -> int:
+  """R: how many rows above a pixel its conditional reads (the type-A layer reads first_kernel_size
+  // 2 rows above, every type-B layer's vertical stack k // 2 more)."""
+  return first_kernel_size // 2 + (num_layers - 1) * (kernel_size // 2)
+
+
+def sampling_window(row: jax.Array, height: int, window: int) -> jax.Array:
+  """First row of the `window` rows whose last rows include `row` and the R = window - 1 rows above
+  it (clamped inside the image: near the top the window starts at row 0)."""
+  return jnp.clip(row - (window - 1), 0, height - window)
 
 
 def pixel_likelihood(output: str, num_levels: int, num_components: int) -> Likelihood:
@@ -88,6 +103,10 @@ class PixelCNN(nn.Module):
 
   def __call__(self, x: jax.Array) -> jax.Array:
     checks.check_event_shape(x, self.event_shape, "x")
+    return self.network(x)
+
+  def network(self, x: jax.Array) -> jax.Array:
+    """The causal network on images [B, h, W, C] of any height h (a window of rows when sampling)."""
     v = h = x
     for layer in self.layers:
       v, h = layer(v, h)
@@ -108,11 +127,14 @@ class PixelCNN(nn.Module):
     # The network as a pure function of its variables, callable inside lax.fori_loop (a bound linen
     # module cannot be called inside a raw JAX control-flow trace).
     variables, network = self.variables, self.clone(parent=None)
+    window = min(height, 1 + receptive_rows(self.num_layers, self.kernel_size, self.first_kernel_size))
 
     def draw_pixel(i, x):
       row, col = i // width, i % width
-      out = network.apply(variables, levels_to_centres(x, self.num_levels))
-      out = jax.lax.dynamic_slice(out, (0, row, col, 0), (num, 1, 1, out.shape[-1]))
+      start = sampling_window(row, height, window)
+      rows = jax.lax.dynamic_slice(x, (0, start, 0, 0), (num, window, width, num_channels))
+      out = network.apply(variables, levels_to_centres(rows, self.num_levels), method=PixelCNN.network)
+      out = jax.lax.dynamic_slice(out, (0, row - start, col, 0), (num, 1, 1, out.shape[-1]))
       value = self.likelihood.sample(jax.random.fold_in(rng, i), out)          # [num, 1, 1, C]
       return jax.lax.dynamic_update_slice(x, value.astype(jnp.uint8), (0, row, col, 0))
 
