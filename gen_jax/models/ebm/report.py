@@ -97,6 +97,10 @@ def image_report(run, flow_dir: str | None, figure: str | None, num_distribution
         f"+- {float(result.log_z_stderr):.3f} (per-chain log Z_0 + log w: mean {log_w.mean():.3f}, sd "
         f"{log_w.std():.3f}, min {log_w.min():.3f}, max {log_w.max():.3f}); ESS {float(result.effective_sample_size):.1f}; "
         f"MALA acceptance {float(result.acceptance):.2f}")
+  ess = float(result.effective_sample_size)
+  if ess < 0.1 * num_chains:
+    print(f"WARNING: the AIS weights are degenerate (ESS {ess:.1f} of {num_chains} chains): log Z is then "
+          "likely far *under*-estimated and its standard error meaningless; add distributions")
   test = load_dataset(spec.name, "test").data
   y = uniform_dequantize(jax.random.key(seed + 1), jnp.asarray(test), levels)
   nll = _batched(energy, y) + float(result.log_z) + num_dims * math.log(levels)
