@@ -272,12 +272,12 @@ def test_pixelcnn_task_trains_on_digits_and_scores_exactly(tmp_path):
 
   config = pixelcnn_digits.get_config("cpu")
   config.model.channels, config.model.num_layers, config.model.head_channels = 16, 3, 32
-  config.train.num_steps = 120
-  _every(config, 60)
+  config.train.num_steps = 60
+  _every(config, 30)
   loop.train_and_evaluate(config, str(tmp_path))
   evals = [m for m in read_metrics(str(tmp_path / "metrics.jsonl")) if "eval/bpd" in m]
   assert evals[-1]["eval/bpd"] < 0.8 * math.log2(17) and evals[-1]["eval/bpd"] < evals[0]["eval/bpd"]
-  assert (tmp_path / "samples" / "step_120.png").exists()
+  assert (tmp_path / "samples" / "step_60.png").exists()
   run = gen_jax.load_run(str(tmp_path))
   report = likelihood.run_likelihood(run, "exact", num_examples=50)
   assert report.bits_per_dim is not None and 0 < report.bits_per_dim < math.log2(17)
@@ -297,8 +297,9 @@ def test_made_task_trains_on_eight_gaussians(tmp_path):
 
   config = made_toy2d.get_config("eight_gaussians,cpu")
   config.model.hidden_sizes = (32, 32)
-  config.train.num_steps, config.train.batch_size = 600, 256
-  _every(config, 300)
+  config.train.num_steps, config.train.batch_size = 300, 256
+  config.optim.warmup_steps, config.optim.learning_rate = 20, 3e-3
+  _every(config, 100)
   loop.train_and_evaluate(config, str(tmp_path))
   evals = [m for m in read_metrics(str(tmp_path / "metrics.jsonl")) if "eval/nll" in m]
   true_nll = float(toy2d.true_nll("eight_gaussians", load_dataset("toy2d/eight_gaussians", "test").data))
