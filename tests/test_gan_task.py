@@ -97,14 +97,18 @@ def test_the_generator_steps_once_per_n_critic_discriminator_steps():
   params = task.init(jax.random.key(1), x)
   opt_state = task.init_opt_state(params)
   update = jax.jit(task.update)
-  generator_moved = []
+  generator_moved, grad_norms = [], []
   for step in range(6):
     before = params["model"]["params"]["generator"]
-    params, opt_state, _, _ = update(params, opt_state, x, jax.random.key(10 + step), jnp.int32(step))
+    params, opt_state, _, metrics = update(params, opt_state, x, jax.random.key(10 + step), jnp.int32(step))
     moved = jax.tree.leaves(jax.tree.map(lambda a, b: bool(jnp.any(a != b)), before,
                                          params["model"]["params"]["generator"]))
     generator_moved.append(any(moved))
+    grad_norms.append(float(metrics["g_grad_norm"]))
+    assert np.isfinite(metrics["g_loss"])
   assert generator_moved == [False, False, True, False, False, True]
+  # The generator's backward pass runs on its update steps only; its norm is logged there x n_critic.
+  assert [g > 0 for g in grad_norms] == generator_moved
   assert int(opt_state["generator"][0].count) == 2 and int(opt_state["discriminator"][0].count) == 6
 
 

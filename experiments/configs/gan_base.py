@@ -50,8 +50,8 @@ def image_gan_config(data_config, arg: str | None, num_levels: int, latent_dim: 
 
 def equal_generator_updates(config: ml_collections.ConfigDict) -> None:
   """Scales the schedule by n_critic, so every objective gets the config's number of generator updates
-  (a train step is one discriminator update)."""
+  (a train step is one discriminator update); log windows hold whole generator updates."""
   n = config.gan.n_critic
   t = config.train
   t.update(num_steps=t.num_steps * n, eval_every=t.eval_every * n, sample_every=t.sample_every * n,
-           save_every=t.save_every * n)
+           save_every=t.save_every * n, log_every=t.log_every * n)

@@ -18,6 +18,9 @@ Losses (`losses.LOSSES`): "minimax" and "non_saturating" (Goodfellow et al. 2014
 norm, Miyato et al. 2018); R1 (Mescheder et al. 2018) with any of them.
 
 Logged every step: both losses, D's accuracy on real and on fake, both gradient norms, penalties.
+With n_critic > 1 the generator's backward pass runs on its update steps only; its gradient norm is
+logged there times n_critic and as 0 on the critic's other steps, so that a log window of a multiple
+of n_critic steps (as `experiments/configs/gan_base.py` sets them) averages to its updates' mean.
 `check_health` warns when the discriminator wins completely (accuracy > 0.99 on both and fakes
 scored below 1% by D, where the minimax generator's gradient vanishes; not for a Wasserstein
 critic, whose scores have no threshold); a non-finite loss stops the
@@ -129,20 +132,27 @@ def gan_task(model: GAN, spec: DataSpec, loss: str = "non_saturating", n_critic:
       logits, new_stats = apply(variables, fake_images, method=model.discriminate, train=True)
       return g_loss_fn(logits), new_stats
 
-    (g_value, stats), dl_dfake = jax.value_and_grad(g_objective, has_aux=True)(fake)
-    (g_grads,) = g_vjp(dl_dfake)
     g_params = _player(variables, "generator")
 
     def step_generator(_):
+      (g_value, stats), dl_dfake = jax.value_and_grad(g_objective, has_aux=True)(fake)
+      (g_grads,) = g_vjp(dl_dfake)
       updates, state = g_opt.update(g_grads, opt_state["generator"], g_params)
-      return optax.apply_updates(g_params, updates), state, stats
+      # x n_critic: a log window of k n_critic steps then averages to the mean over its k updates.
+      return optax.apply_updates(g_params, updates), state, stats, g_value, n_critic * optax.tree.norm(g_grads)
 
-    def keep_generator(_):
-      return g_params, opt_state["generator"], variables.get("batch_stats")
+    def keep_generator(_):  # the critic's other steps: no generator backward pass at all
+      g_value, _ = g_objective(jax.lax.stop_gradient(fake))
+      return (g_params, opt_state["generator"], variables.get("batch_stats"), g_value,
+              jnp.zeros((), jnp.float32))
 
-    g_params, g_state, stats = jax.lax.cond(step % n_critic == n_critic - 1, step_generator, keep_generator, None)
+    if n_critic == 1:
+      g_params, g_state, stats, g_value, g_grad_norm = step_generator(None)
+    else:
+      g_params, g_state, stats, g_value, g_grad_norm = jax.lax.cond(
+          step % n_critic == n_critic - 1, step_generator, keep_generator, None)
     variables = _with(variables, "generator", g_params, stats)
-    metrics.update(g_loss=g_value, d_grad_norm=optax.tree.norm(d_grads), g_grad_norm=optax.tree.norm(g_grads))
+    metrics.update(g_loss=g_value, d_grad_norm=optax.tree.norm(d_grads), g_grad_norm=g_grad_norm)
     return ({"model": variables}, {"generator": g_state, "discriminator": d_state}, d_value + g_value,
             metrics)
 
