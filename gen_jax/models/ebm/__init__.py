@@ -9,6 +9,7 @@
   ais            annealed importance sampling of log Z with its spread across chains (MALA transitions)
   outlier        energy and |grad_x E| outlier scores
   task           ebm_task / build_ebm_task / ebm_model: the family on the training loop
+  report         python -m gen_jax.models.ebm.report: grid NLL / AIS bits/dim, samples, OOD AUROCs
 """
 from gen_jax.models.ebm.ais import AISResult, ais_log_normalizer, mala_step, sigmoid_schedule
 from gen_jax.models.ebm.energy_nets import ConvEnergy, EnergyResidualBlock, MLPEnergy
@@ -17,12 +18,13 @@ from gen_jax.models.ebm.langevin import LangevinResult, energy_gradient, langevi
 from gen_jax.models.ebm.model import EnergyModel
 from gen_jax.models.ebm.objectives import (denoising_score_matching_loss, diagonal_gaussian_log_prob,
                                            maximum_likelihood_loss, noise_contrastive_loss)
+from gen_jax.models.ebm.outlier import energy_score, gradient_norm_score
 from gen_jax.models.ebm.replay_buffer import draw_chain_starts, init_replay_buffer, store_chains
 
 __all__ = [
     "AISResult", "ConvEnergy", "EnergyModel", "EnergyResidualBlock", "GridNormalizer", "LangevinResult",
     "MLPEnergy", "ais_log_normalizer", "denoising_score_matching_loss", "diagonal_gaussian_log_prob",
-    "draw_chain_starts", "energy_gradient", "grid_log_normalizer", "grid_log_prob", "grid_points",
+    "draw_chain_starts", "energy_gradient", "energy_score", "gradient_norm_score", "grid_log_normalizer", "grid_log_prob", "grid_points",
     "init_replay_buffer", "langevin_chain", "mala_step", "maximum_likelihood_loss",
     "noise_contrastive_loss", "sigmoid_schedule", "store_chains", "uniform_on_box",
 ]
