@@ -58,7 +58,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from timing import (Timed, check_finite, compare, cpu_flags, cpu_model, describe, fastest, log,  # pylint: disable=wrong-import-position
-                    num_cores, torch_sides, torch_thread_probe)
+                    num_cores, probe_and_print, torch_sides)
 
 DEFAULT_JSON = os.path.join(os.path.dirname(os.path.abspath(__file__)), "diffusion_vs_diffusers_cpu.json")
 DDPM_CIFAR10_PARAMETERS = 35_746_307   # diffusers' google/ddpm-cifar10-32 (tests/test_unet.py)
@@ -481,16 +481,7 @@ def main(argv=None):
   torch.set_num_threads(args.threads[0])
   t_start = time.perf_counter()
 
-  env = environment(jax, torch)
-  env["torch_num_threads_timed"] = args.threads
-  env["torch_conv3x3_ms_by_threads"] = probe = torch_thread_probe(torch, args.threads)
-  print("environment:")
-  for k, v in env.items():
-    print(f"  {k}: {v}")
-  if any(t > 1 and probe[t] > 1.2 * probe[1] for t in args.threads):
-    print(f"WARNING: torch is slower with {max(args.threads)} threads than with 1 ({probe}): the machine is "
-          "oversubscribed and OpenMP waits for descheduled threads. Rerun on a quiet machine, or add 1 to "
-          "--threads (e.g. --threads 2,1).")
+  env = probe_and_print(environment(jax, torch), torch, args.threads)
 
   train_rows, sample_rows, details, trained = [], [], {}, None
   for name in ("cifar", "cpu"):

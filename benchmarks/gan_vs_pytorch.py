@@ -56,8 +56,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from timing import (Timed, check_finite, compare, cpu_flags, cpu_model, describe, fastest, log,  # pylint: disable=wrong-import-position
-                    num_cores, torch_sides, torch_thread_probe)
+from timing import (TaskStep, Timed, check_finite, compare, cpu_flags, cpu_model, describe, fastest, log,  # pylint: disable=wrong-import-position
+                    num_cores, probe_and_print, torch_sides)
 
 DEFAULT_JSON = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gan_vs_pytorch_cpu.json")
 # pytorch/examples dcgan/main.py at nz = 100, ngf = ndf = 64, nc = 3 (tests/test_gan_parts.py).
@@ -118,19 +118,17 @@ def num_doublings(size) -> int:
 # ---------------------------------------------------------------------------------------------
 
 
-class JaxGAN:
+class JaxGAN(TaskStep):
   """gan_task's two-player step, jitted with the state donated and compiled ahead of time."""
 
   def __init__(self, jax, sizes, x_uint8, loss):
-    import jax.numpy as jnp
     from gen_jax.data.spec import DataSpec
     from gen_jax.models.gan.task import gan_model, gan_task
-    self.jax = jax
     size = sizes["image_size"]
     self.model = gan_model((size, size, 3), architecture="dcgan", latent_dim=sizes["latent_dim"],
                            channels=sizes["channels"], num_levels=256)
     spec = DataSpec(name="bench", event_shape=(size, size, 3), num_levels=256, kind="image")
-    self.task = task = gan_task(self.model, spec, loss=loss)   # Adam(2e-4, 0.5, 0.999) for each player
+    task = gan_task(self.model, spec, loss=loss)   # Adam(2e-4, 0.5, 0.999) for each player
     x = jax.device_put(x_uint8)
     t0 = time.perf_counter()
     # "rbg" keys compile the initialisation much faster than threefry on CPU (~4 s vs ~20 s at the
@@ -140,30 +138,13 @@ class JaxGAN:
     jax.block_until_ready((params, opt_state))
     self.init_s = time.perf_counter() - t0
     self.variables = params["model"]
-
-    def step(params, opt_state, i, batch, key):
-      # As gen_jax.train.step.train_step: the step's key is fold_in(run key, step).
-      params, opt_state, loss, metrics = task.update(params, opt_state, batch, jax.random.fold_in(key, i), i)
-      return params, opt_state, i + 1, loss, metrics
-
-    self.state = (params, opt_state, jnp.zeros((), jnp.int32))
-    self.x, self.key = x, jax.random.key(1)
-    t0 = time.perf_counter()
-    self.step = jax.jit(step, donate_argnums=(0, 1, 2)).lower(*self.state, x, self.key).compile()
-    self.compile_s = time.perf_counter() - t0
+    super().__init__(jax, task, params, opt_state, x)  # as gen_jax.train.step.train_step
     cost = self.step.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     self.flops_per_step = float(cost.get("flops", float("nan"))) if cost else float("nan")
-    self.loss = self.metrics = None
 
   def parameters(self, player):
     return self.state[0]["model"]["params"][player]
-
-  def run(self, n):
-    for _ in range(n):
-      params, opt_state, i, self.loss, self.metrics = self.step(*self.state, self.x, self.key)
-      self.state = (params, opt_state, i)
-    self.jax.block_until_ready((self.state, self.loss))
 
 
 class JaxSampler:
@@ -456,16 +437,7 @@ def main(argv=None):
   torch.set_num_threads(args.threads[0])
   t_start = time.perf_counter()
 
-  env = environment(jax, torch)
-  env["torch_num_threads_timed"] = args.threads
-  env["torch_conv3x3_ms_by_threads"] = probe = torch_thread_probe(torch, args.threads)
-  print("environment:")
-  for k, v in env.items():
-    print(f"  {k}: {v}")
-  if any(t > 1 and probe[t] > 1.2 * probe[1] for t in args.threads):
-    print(f"WARNING: torch is slower with {max(args.threads)} threads than with 1 ({probe}): the machine is "
-          "oversubscribed and OpenMP waits for descheduled threads. Rerun on a quiet machine, or add 1 to "
-          "--threads (e.g. --threads 2,1).")
+  env = probe_and_print(environment(jax, torch), torch, args.threads)
 
   details = {}
   train_row, details["train"], trained = bench_train(args, jax, torch, t_start)

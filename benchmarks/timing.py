@@ -131,3 +131,44 @@ def torch_sides(torch, side_class, label, run, items_per_call, thread_counts):
       run(n)
     return wrapped
   return [side_class(f"{label} ({t} thr)", with_threads(t), items_per_call) for t in thread_counts]
+
+
+class TaskStep:
+  """A gen_jax Task's update as the training loop's `train_step`: one `jax.jit` step with params,
+  optimizer state and step counter donated, the step's key fold_in(run key, step), compiled ahead of
+  time (`compile_s`); `run(n)` does n steps on the fixed batch `x` and waits for them."""
+
+  def __init__(self, jax, task, params, opt_state, x):
+    import jax.numpy as jnp
+
+    def step(params, opt_state, i, batch, key):
+      params, opt_state, loss, metrics = task.update(params, opt_state, batch, jax.random.fold_in(key, i), i)
+      return params, opt_state, i + 1, loss, metrics
+
+    self.jax, self.task = jax, task
+    self.state = (params, opt_state, jnp.zeros((), jnp.int32))
+    self.x, self.key = x, jax.random.key(1)
+    t0 = time.perf_counter()
+    self.step = jax.jit(step, donate_argnums=(0, 1, 2)).lower(*self.state, x, self.key).compile()
+    self.compile_s = time.perf_counter() - t0
+    self.loss = self.metrics = None
+
+  def run(self, n):
+    for _ in range(n):
+      params, opt_state, i, self.loss, self.metrics = self.step(*self.state, self.x, self.key)
+      self.state = (params, opt_state, i)
+    self.jax.block_until_ready((self.state, self.loss))
+
+
+def probe_and_print(env, torch, thread_counts):
+  """Adds the torch thread probe to the environment `env`, prints it, warns when oversubscribed."""
+  env["torch_num_threads_timed"] = thread_counts
+  env["torch_conv3x3_ms_by_threads"] = probe = torch_thread_probe(torch, thread_counts)
+  print("environment:")
+  for k, v in env.items():
+    print(f"  {k}: {v}")
+  if any(t > 1 and probe[t] > 1.2 * probe[1] for t in thread_counts):
+    print(f"WARNING: torch is slower with {max(thread_counts)} threads than with 1 ({probe}): the machine is "
+          "oversubscribed and OpenMP waits for descheduled threads. Rerun on a quiet machine, or add 1 to "
+          "--threads (e.g. --threads 2,1).")
+  return env
