@@ -30,8 +30,10 @@ from gen_jax.data import load_dataset
 # name -> (what it computes, how it relates to the true log-likelihood log P(x))
 ESTIMATORS = {
     "exact": ("the model's exact log-density (flows, autoregressive models); on discrete data a flow's "
-              "density of uniformly dequantized data, one noise draw per example",
-              "exact for continuous data; a stochastic lower bound on log P(x) for dequantized discrete data"),
+              "density of uniformly dequantized data, one noise draw per example, and an autoregressive "
+              "model's log P(x) itself",
+              "exact for continuous data and for autoregressive models of discrete data; a stochastic lower "
+              "bound on log P(x) for a flow on dequantized discrete data"),
     "elbo": ("the evidence lower bound E_q[log p(x, z) - log q(z | x)] (VAEs, diffusion)",
              "a lower bound on log P(x)"),
     "iwae": ("the importance-weighted bound with k samples (Burda et al. 2016; option k)",

@@ -1,5 +1,6 @@
 """Shared neural-network building blocks."""
 from gen_jax.nn.conv_resnet import ConvResNet, ResidualBlock
+from gen_jax.nn.conv_transpose import PhaseConvTranspose, phase_conv_transpose
 from gen_jax.nn.made import MADE, made_degrees, made_masks
 from gen_jax.nn.masked_dense import MaskedDense
 from gen_jax.nn.mlp import MLP
@@ -7,4 +8,4 @@ from gen_jax.nn.time_mlp import TimeConditionedMLP
 from gen_jax.nn.unet import UNet
 
 __all__ = ["ConvResNet", "ResidualBlock", "MADE", "made_degrees", "made_masks", "MaskedDense",
-           "MLP", "TimeConditionedMLP", "UNet"]
+           "MLP", "PhaseConvTranspose", "phase_conv_transpose", "TimeConditionedMLP", "UNet"]
