@@ -11,10 +11,10 @@ import pytest
 from scipy import stats
 
 import gen_jax
-from experiments.configs import ebm_digits, ebm_toy2d
+from experiments.configs import ebm_digits, ebm_mnist, ebm_toy2d
 from gen_jax.data import toy2d
 from gen_jax.data.spec import DataSpec
-from gen_jax.eval.outlier import auroc, digits_ood_sets, mnist_to_digits
+from gen_jax.eval.outlier import auroc, digits_ood_sets, mnist_to_digits, noise_and_inverted_sets
 from gen_jax.models import ebm
 from gen_jax.models.ebm.outlier import gradient_norm_score
 from gen_jax.models.ebm.task import ebm_model, ebm_task
@@ -285,6 +285,9 @@ def test_configs_and_their_checks():
   assert ebm_toy2d.get_config("checkerboard,cpu,short_run").ebm.chains == "short_run"
   assert ebm_toy2d.get_config("dsm").ebm.objective == "dsm"
   assert ebm_digits.get_config("cpu").model.architecture == "conv"
+  mnist = ebm_mnist.get_config("cpu,short_run")  # the digits recipe on the MNIST split, unrolled on CPU
+  assert (mnist.data.name, mnist.ebm.chains, mnist.model.unroll_langevin) == ("mnist_split", "short_run", True)
+  assert not ebm_mnist.get_config().model.unroll_langevin and ebm_mnist.get_config().model.channels == (64, 128)
   with pytest.raises(ValueError, match="one objective"):
     ebm_toy2d.get_config("dsm,nce")
   config = ebm_toy2d.get_config("cpu")
@@ -308,3 +311,6 @@ def test_auroc_and_the_digits_ood_sets():
   assert all(s.shape == digits.shape and s.dtype == np.uint8 for s in sets.values())
   np.testing.assert_array_equal(sets["inverted digits"], 16 - digits)
   assert mnist_to_digits(mnist)[0, 0, 0, 0] == 16 and mnist_to_digits(mnist)[0].sum() == 16
+  mnist[0, 0, 0, 0] = 7
+  sets = noise_and_inverted_sets(mnist, 256)  # the MNIST report's sets
+  assert sets["inverted digits"][0, 0, 0, 0] == 248 and sets["uniform noise"].max() > 16

@@ -5,13 +5,27 @@ chains (Du & Mordatch 2019: replay buffer, 5% resets, energy L2, spectral norm).
 Langevin here is "cold" as in the paper (step 10 on the gradient, noise 0.005: temperature
 0.005^2 / 20 ~ 1e-6), the usual practice for image EBMs; test bits/dim come from the AIS estimate of
 log Z (`python -m gen_jax.models.ebm.report --workdir ...`), which samples exp(-E) itself.
+
 """
 from experiments.configs.base import digits_config, parse_variant
 
 
 def get_config(arg: str | None = None):
-  variants = parse_variant(arg, ("cpu", "short_run"))
-  config, _ = digits_config(",".join(sorted(variants - {"short_run"})))
+  config, variants = image_ebm_config(digits_config, arg)
+  if "cpu" in variants:
+    config.model.update(dict(channels=(32, 64), langevin_steps=30))
+    config.train.update(dict(num_steps=2000, batch_size=64))
+    config.ebm.sample_steps = 30  # unrolled too: compilation grows with the steps
+  return config
+
+
+def image_ebm_config(data_config, arg: str | None, extra_variants: tuple[str, ...] = ()):
+  """(config, variants): `data_config`'s data and schedule (digits_config / mnist_config) with the
+  image-EBM fields at accelerator sizes; `arg` = "[cpu][,short_run]" plus `extra_variants`; :cpu
+  unrolls Langevin."""
+  own = {"short_run", *extra_variants}
+  variants = parse_variant(arg, ("cpu", *sorted(own)))
+  config, _ = data_config(",".join(sorted(variants - own)))
   config.model.name = "ebm"
   config.model.architecture = "conv"
   config.model.channels = (64, 128)
@@ -20,20 +34,13 @@ def get_config(arg: str | None = None):
   config.model.langevin_steps = 60
   config.model.step_size = 10.0
   config.model.noise_scale = 0.005
-  config.model.unroll_langevin = False
+  config.model.unroll_langevin = "cpu" in variants  # XLA:CPU runs convolutions in a while loop ~20x slower
   config.ebm = dict(objective="langevin", chains="persistent", buffer_size=10_000, reinit_prob=0.05,
                     energy_l2=1.0, dsm_sigma=0.1, sample_steps=200)
   config.optim.learning_rate = 1e-4
   config.optim.b1 = 0.0  # Adam without momentum, as Du & Mordatch (beta1 = 0)
   config.optim.warmup_steps = 100
   config.train.ema_decay = 0.0  # the replay buffer rides in the params (an EMA would average chains)
-  if "cpu" in variants:
-    config.model.channels = (32, 64)
-    config.model.langevin_steps = 30
-    config.train.num_steps = 2000
-    config.train.batch_size = 64
-    config.model.unroll_langevin = True  # XLA:CPU runs convolutions in a while loop ~20x slower
-    config.ebm.sample_steps = 30  # unrolled too: compilation grows with the steps
   if "short_run" in variants:
     config.ebm.chains = "short_run"
-  return config
+  return config, variants

@@ -4,9 +4,10 @@ AUROC(s) = P(s(outlier) > s(inlier)) + 1/2 P(s(outlier) = s(inlier)), the Mann-W
 over all n_in * n_out pairs (ties count half); 0.5 is chance, 1 a perfect separation. Scores are
 "higher = more outlying": a density model's -log p(x), an EBM's energy E(x) or |grad_x E(x)|.
 
-`digits_ood_sets` builds, for the 8x8 digits (17 levels, uint8 [N, 8, 8, 1]):
-  uniform noise    every pixel uniform on {0, ..., 16};
-  inverted digits  16 - x of the test digits;
+`noise_and_inverted_sets` builds, for any uint8 images [N, H, W, C] with L levels:
+  uniform noise    every pixel uniform on {0, ..., L - 1};
+  inverted digits  L - 1 - x of the test images;
+and `digits_ood_sets`, for the 8x8 digits (17 levels, uint8 [N, 8, 8, 1]), those two and
   MNIST 8x8        MNIST test images (28x28, 256 levels): the central 24x24 crop averaged over 3x3
                    blocks (an antialiased 8x8 resize) and rounded to 17 levels.
 """
@@ -44,8 +45,13 @@ def digits_ood_sets(digits_test: np.ndarray, mnist_test: np.ndarray, seed: int =
   """{name: uint8 [N, 8, 8, 1]} out-of-distribution sets for the digits, as many as the test digits."""
   digits_test = np.asarray(digits_test)
   checks.check_event_shape(digits_test, (8, 8, 1), "digits")
-  n = len(digits_test)
+  return {**noise_and_inverted_sets(digits_test, 17, seed),
+          "MNIST 8x8": mnist_to_digits(np.asarray(mnist_test)[:len(digits_test)])}
+
+
+def noise_and_inverted_sets(test: np.ndarray, num_levels: int, seed: int = 0) -> dict[str, np.ndarray]:
+  """{name: uint8 [N, H, W, C]}: uniform noise and the inverted test images, as many as `test`."""
+  test = np.asarray(test)
   rng = np.random.default_rng(seed)
-  return {"uniform noise": rng.integers(0, 17, size=digits_test.shape).astype(np.uint8),
-          "inverted digits": (16 - digits_test.astype(np.int64)).astype(np.uint8),
-          "MNIST 8x8": mnist_to_digits(np.asarray(mnist_test)[:n])}
+  return {"uniform noise": rng.integers(0, num_levels, size=test.shape).astype(np.uint8),
+          "inverted digits": (num_levels - 1 - test.astype(np.int64)).astype(np.uint8)}

@@ -15,7 +15,8 @@ AIS under-estimates log Z in expectation, this bits/dim is an *estimate that err
 `--temperature T` evaluates exp(-E / T) instead: image EBMs are trained with "cold" chains (Du &
 Mordatch: T = noise^2 / (2 step) ~ 1e-6), whose samples come from about exp(-E / T), not exp(-E). Outlier
 detection: AUROC of the energy and of |grad_x E| (at the levels' bin centres (x + 1/2) / L) for the
-test digits against each `gen_jax.eval.outlier.digits_ood_sets` set, beside a flow's -log p (`--flow`).
+test images against each `gen_jax.eval.outlier.digits_ood_sets` set (digits; other images: uniform noise
+and inverted images, `noise_and_inverted_sets`), beside a flow's -log p (`--flow`).
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ import numpy as np
 
 from gen_jax import visualize
 from gen_jax.data import bits_per_dim, load_dataset, toy2d, uniform_dequantize
-from gen_jax.eval.outlier import auroc, digits_ood_sets
+from gen_jax.eval.outlier import auroc, digits_ood_sets, noise_and_inverted_sets
 from gen_jax.models.ebm import ais, grid
 from gen_jax.models.ebm.outlier import energy_score, gradient_norm_score
 from gen_jax.models.ebm.task import to_levels
@@ -110,7 +111,10 @@ def image_report(run, flow_dir: str | None, figure: str | None, num_distribution
   print(f"| {spec.name} | ebm ({run.config.ebm.chains}) | {run.step} | {bpd:.4f} | {float(result.log_z_stderr) * to_bpd:.4f} | "
         f"{nll.std() / math.sqrt(len(nll)) * to_bpd:.4f} | {num_distributions} x {num_chains} |")
 
-  ood = digits_ood_sets(test, load_dataset("mnist_split", "test").data, seed=seed)
+  if spec.name == "digits":
+    ood = digits_ood_sets(test, load_dataset("mnist_split", "test").data, seed=seed)
+  else:
+    ood = noise_and_inverted_sets(test, levels, seed=seed)
   centres = lambda x: (jnp.asarray(x, jnp.float32) + 0.5) / levels
   scores = {"EBM energy": lambda x: _batched(lambda b: energy_score(energy_fn, b), centres(x)),
             "EBM |grad_x E|": lambda x: _batched(lambda b: gradient_norm_score(energy_fn, b), centres(x))}
