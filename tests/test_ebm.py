@@ -285,6 +285,8 @@ def test_configs_and_their_checks():
   assert ebm_toy2d.get_config("checkerboard,cpu,short_run").ebm.chains == "short_run"
   assert ebm_toy2d.get_config("dsm").ebm.objective == "dsm"
   assert ebm_digits.get_config("cpu").model.architecture == "conv"
+  t1 = ebm_digits.get_config("cpu,t1").model  # Langevin at temperature 1: noise^2 / (2 step) = 1
+  assert t1.noise_scale ** 2 / (2 * t1.step_size) == pytest.approx(1.0)
   mnist = ebm_mnist.get_config("cpu,short_run")  # the digits recipe on the MNIST split, unrolled on CPU
   assert (mnist.data.name, mnist.ebm.chains, mnist.model.unroll_langevin) == ("mnist_split", "short_run", True)
   assert not ebm_mnist.get_config().model.unroll_langevin and ebm_mnist.get_config().model.channels == (64, 128)
