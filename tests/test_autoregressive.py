@@ -16,7 +16,8 @@ from gen_jax.data.spec import DataSpec
 from gen_jax.models.autoregressive import (Categorical, MADEDensity, MaskedConv2D, PixelCNN,
                                            autoregressive_task, pixelcnn_mask)
 from gen_jax.models.autoregressive.pixelcnn import receptive_rows
-from gen_jax.models.vae.likelihoods import DiscretizedLogisticMixture, levels_to_centres
+from gen_jax.data.levels import levels_to_centres
+from gen_jax.distributions import DiscretizedLogisticMixture
 
 
 def key(seed):

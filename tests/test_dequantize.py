@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from gen_jax.data import dequantize as dq
+from gen_jax.data import levels
 
 _BELOW_ONE = float(np.nextafter(np.float32(1), np.float32(0)))
 
@@ -39,7 +40,7 @@ def test_uniform_density_gives_exactly_minus_d_log_l():
   log_p = jnp.zeros((4,))  # the uniform density on [0, 1)^D
   ll = dq.discrete_log_likelihood(log_p, num_dims, num_levels)
   np.testing.assert_allclose(ll, -num_dims * math.log(256), rtol=1e-6)
-  np.testing.assert_allclose(dq.bits_per_dim(-ll, num_dims), 8.0, rtol=1e-6)
+  np.testing.assert_allclose(levels.bits_per_dim(-ll, num_dims), 8.0, rtol=1e-6)
 
 
 def test_bound_is_exact_for_piecewise_constant_density():
@@ -71,10 +72,10 @@ def test_bound_matches_closed_form_jensen_gap():
 
 
 def test_bits_per_dim_numbers():
-  np.testing.assert_allclose(dq.bits_per_dim(jnp.asarray(1000.0), 100), 1000 / (100 * math.log(2)))
-  np.testing.assert_allclose(dq.bits_per_dim(jnp.asarray(784 * math.log(2)), 784), 1.0, rtol=1e-6)
+  np.testing.assert_allclose(levels.bits_per_dim(jnp.asarray(1000.0), 100), 1000 / (100 * math.log(2)))
+  np.testing.assert_allclose(levels.bits_per_dim(jnp.asarray(784 * math.log(2)), 784), 1.0, rtol=1e-6)
   with pytest.raises(ValueError, match="num_dims"):
-    dq.bits_per_dim(jnp.asarray(1.0), 0)
+    levels.bits_per_dim(jnp.asarray(1.0), 0)
 
 
 def test_logistic_normal_log_prob_matches_autodiff_and_normalises():

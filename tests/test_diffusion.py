@@ -24,6 +24,7 @@ import scipy.optimize
 import scipy.special
 import scipy.stats
 
+from gen_jax.distributions import discretized_gaussian_log_prob
 from gen_jax.models.diffusion import elbo, likelihood, process, schedules
 from gen_jax.models.diffusion.diffusion import GaussianDiffusion
 from gen_jax.nn import TimeConditionedMLP, UNet
@@ -236,7 +237,7 @@ def mp_log_mass(k, mean, std, num_levels):
 def all_levels_log_prob(mean, std):
   """log P(k) for every level k = 0..L-1 at one (mean, std): [L]."""
   levels = jnp.arange(L)[:, None]
-  return elbo.discretized_gaussian_log_prob(levels, jnp.full((L, 1), mean, jnp.float32), jnp.float32(std), L)
+  return discretized_gaussian_log_prob(levels, jnp.full((L, 1), mean, jnp.float32), jnp.float32(std), L)[:, 0]
 
 
 # d log P(k) / d (mean, std) for every level: two [L] vectors.

@@ -14,6 +14,7 @@ import gen_jax
 from experiments.configs import ebm_digits, ebm_mnist, ebm_toy2d
 from gen_jax.data import toy2d
 from gen_jax.data.spec import DataSpec
+from gen_jax.distributions import gaussian
 from gen_jax.eval.outlier import auroc, digits_ood_sets, mnist_to_digits, noise_and_inverted_sets
 from gen_jax.models import ebm
 from gen_jax.models.ebm.outlier import gradient_norm_score
@@ -120,7 +121,7 @@ def test_denoising_score_matching_is_minimal_at_the_true_score():
 def test_nce_loss_is_minimal_at_the_true_log_normalizer():
   """Model = noise = N(0, I) up to c: the NCE loss is minimal at c = log Z = (D/2) log 2 pi."""
   x, y = jax.random.normal(jax.random.key(0), (2, 50_000, 2))
-  log_q = lambda z: ebm.diagonal_gaussian_log_prob(z, jnp.zeros(2), jnp.ones(2))
+  log_q = lambda z: gaussian.sum_per_example(gaussian.standard_normal_log_prob(z))
   loss = lambda c: ebm.noise_contrastive_loss(-quadratic(x) - c, log_q(x), -quadratic(y) - c, log_q(y))
   cs = np.linspace(0.5, 3.0, 51)
   assert abs(cs[np.argmin([float(loss(c)) for c in cs])] - math.log(2 * math.pi)) < 0.06

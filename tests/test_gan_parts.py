@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from gen_jax.data import levels as data_levels
 from gen_jax.data import toy2d
 from gen_jax.models import gan
 
@@ -480,10 +481,10 @@ def test_mode_coverage_edge_cases():
 
 def test_image_scale_round_trip():
   levels = jnp.arange(256, dtype=jnp.uint8).reshape(1, 16, 16, 1)
-  x = gan.levels_to_gan_input(levels, 256)
+  x = data_levels.to_model_space(levels, (16, 16, 1), 256)
   assert float(x.min()) == -1.0 and float(x.max()) == 1.0
-  np.testing.assert_array_equal(gan.gan_output_to_levels(x, 256), levels)
+  np.testing.assert_array_equal(gan.generator_output_to_levels(x, 256), levels)
   with pytest.raises(ValueError, match=r"\[-1.0, 1.0\]"):
-    gan.gan_output_to_levels(x * 1.1, 256)
+    gan.generator_output_to_levels(x * 1.1, 256)
   with pytest.raises(ValueError, match="integer levels"):
-    gan.levels_to_gan_input(x, 256)
+    data_levels.to_model_space(x, (16, 16, 1), 256)

@@ -14,7 +14,7 @@ import numpy as np
 import optax
 import pytest
 
-from gen_jax.models.vae import likelihoods
+from gen_jax.distributions import likelihoods
 from gen_jax.models.vae.hierarchical import HierarchicalVAE
 
 SHAPE, LEVELS, BATCH = (8, 8, 1), 17, 4

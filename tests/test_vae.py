@@ -17,11 +17,12 @@ import pytest
 from scipy import special, stats
 
 from gen_jax.data.spec import DataSpec
-from gen_jax.models.vae import (VAE, Bernoulli, DiscretizedLogistic, DiscretizedLogisticMixture,
-                                Gaussian, active_units, check_finite, gaussian, get_likelihood,
-                                interpolation_grid, latent_traversal, levels_to_centres,
-                                linear_interpolation, mean_kl_per_dim, spherical_interpolation,
-                                traversal_grid)
+from gen_jax.data.levels import levels_to_centres
+from gen_jax.distributions import (Bernoulli, DiscretizedLogistic, DiscretizedLogisticMixture, Gaussian, gaussian,
+                                   get_likelihood)
+from gen_jax.latent_space import (active_units, interpolation_grid, latent_traversal, linear_interpolation,
+                                  mean_kl_per_dim, spherical_interpolation, traversal_grid)
+from gen_jax.models.vae import VAE, check_finite
 from gen_jax.models.vae.vae import largest_divisor_at_most
 
 

@@ -3,7 +3,8 @@
   load_dataset(name, split, data_dir=None) -> Dataset        the one entry point for training
   DataSpec, Dataset                                          static spec / in-memory arrays
   batch_indices, padded_batches                              resumable sampling / masked eval batches
-  dequantize (module): uniform_dequantize, discrete_log_likelihood, bits_per_dim, ...
+  levels (module): discrete levels <-> model spaces ([-1, 1] centres, [0, 1] bins), bits_per_dim
+  dequantize (module): uniform_dequantize, discrete_log_likelihood, ...
   toy2d (module): sample, log_prob, true_nll, entropy
 
 Importing this package registers the TFDS builders 'digits' and 'mnist_split'.
@@ -11,14 +12,15 @@ Importing this package registers the TFDS builders 'digits' and 'mnist_split'.
 from gen_jax.data import dequantize
 from gen_jax.data import toy2d
 from gen_jax.data.batching import batch_indices, padded_batches
+from gen_jax.data import levels
 from gen_jax.data.dequantize import (
     VariationalDequantizer,
-    bits_per_dim,
     discrete_log_likelihood,
     uniform_dequantize,
     variational_discrete_log_likelihood,
 )
 from gen_jax.data.digits import Digits
+from gen_jax.data.levels import bits_per_dim
 from gen_jax.data.load import known_names, load_dataset
 from gen_jax.data.mnist_split import MnistSplit, find_mnist_dir
 from gen_jax.data.spec import DataSpec, Dataset, check_images
@@ -26,6 +28,6 @@ from gen_jax.data.spec import DataSpec, Dataset, check_images
 __all__ = [
     "DataSpec", "Dataset", "Digits", "MnistSplit", "VariationalDequantizer", "batch_indices",
     "bits_per_dim", "check_images", "dequantize", "discrete_log_likelihood", "find_mnist_dir",
-    "known_names", "load_dataset", "padded_batches", "toy2d", "uniform_dequantize",
+    "known_names", "levels", "load_dataset", "padded_batches", "toy2d", "uniform_dequantize",
     "variational_discrete_log_likelihood",
 ]

@@ -10,7 +10,7 @@ probability of the bin of x is P(x) = int_{[0,1)^D} p((x + u) / L) L^{-D} du, so
 
 with equality when p is constant on each bin (and, in the variational case, q(u|x) is then uniform).
 Both are reported in nats per example, and in bits per dimension of the discrete data:
-bpd = -log P(x) / (D ln 2). `log_density` arguments are always the log-density of y on [0, 1)^D in
+bpd = -log P(x) / (D ln 2) (`gen_jax.data.levels.bits_per_dim`). `log_density` arguments are always the log-density of y on [0, 1)^D in
 nats (a model defined on another scaling, e.g. [-1, 1], must add its log-Jacobian first).
 """
 from __future__ import annotations
@@ -20,17 +20,10 @@ import math
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
+from jax.scipy.stats import norm
 
 from gen_jax import checks
-
-
-def _check_discrete(x_int, num_levels: int, name: str = "x_int") -> None:
-  checks.check_positive_int(num_levels, "num_levels")
-  if not jnp.issubdtype(x_int.dtype, jnp.integer):
-    raise ValueError(f"{name} must have an integer dtype (uint8 for images), got {x_int.dtype}")
-  if checks.is_concrete(x_int):  # np.asarray: jnp reductions on constants are traced under jit
-    checks.check_range(np.asarray(x_int), 0, num_levels - 1, name)
+from gen_jax.data.levels import check_levels, levels_to_centres
 
 
 def dequantize_with_noise(x_int: jax.Array, u: jax.Array, num_levels: int) -> jax.Array:
@@ -39,7 +32,7 @@ def dequantize_with_noise(x_int: jax.Array, u: jax.Array, num_levels: int) -> ja
   u in [0, 1] is accepted (a sigmoid can round to exactly 1 in float32); y is moved by one float32
   ulp where rounding of (x + u) / L would leave the bin [x / L, (x + 1) / L).
   """
-  _check_discrete(x_int, num_levels)
+  check_levels(x_int, num_levels, "x_int")
   x = x_int.astype(jnp.float32)
   y_raw = (x + u.astype(jnp.float32)) / num_levels
   y = jax.lax.stop_gradient(y_raw)
@@ -99,20 +92,13 @@ def variational_discrete_log_likelihood(log_density: jax.Array, log_q_noise: jax
   return discrete_log_likelihood(log_density - log_q_noise, num_dims, num_levels)
 
 
-def bits_per_dim(nll_nats: jax.Array, num_dims: int) -> jax.Array:
-  """Bits per dimension: nll / (D ln 2), from an NLL in nats per example over D dimensions."""
-  checks.check_positive_int(num_dims, "num_dims")
-  return nll_nats / (num_dims * math.log(2.0))
-
-
 def logistic_normal_log_prob(z: jax.Array, eps: jax.Array, log_sigma: jax.Array) -> jax.Array:
   """log q(u) of u = sigmoid(z), z = mu + sigma eps, eps ~ N(0, 1), per dimension (nats).
 
   log q(u) = log N(eps; 0, 1) - log sigma - log sigmoid'(z),
   log sigmoid'(z) = log sigmoid(z) + log sigmoid(-z) = -softplus(-z) - softplus(z).
   """
-  log_normal = -0.5 * jnp.square(eps) - 0.5 * math.log(2 * math.pi)
-  return log_normal - log_sigma + jax.nn.softplus(z) + jax.nn.softplus(-z)
+  return norm.logpdf(eps) - log_sigma + jax.nn.softplus(z) + jax.nn.softplus(-z)
 
 
 class VariationalDequantizer(nn.Module):
@@ -134,7 +120,7 @@ class VariationalDequantizer(nn.Module):
   @nn.compact
   def location_scale(self, x_int: jax.Array) -> tuple[jax.Array, jax.Array]:
     """(mu(x), log sigma(x)), each float32 of x's shape."""
-    h = x_int.astype(jnp.float32) * (2.0 / (self.num_levels - 1)) - 1.0  # in [-1, 1]
+    h = levels_to_centres(x_int, self.num_levels)  # in [-1, 1]
     if h.ndim == 4:  # [N, H, W, C]
       h = nn.relu(nn.Conv(self.hidden, (3, 3))(h))
       h = nn.relu(nn.Conv(self.hidden, (3, 3))(h))
@@ -151,7 +137,7 @@ class VariationalDequantizer(nn.Module):
 
   def noise(self, x_int: jax.Array, rng: jax.Array) -> tuple[jax.Array, jax.Array]:
     """(u in [0, 1]^D of x's shape, log q(u | x) in nats per example [batch])."""
-    _check_discrete(x_int, self.num_levels)
+    check_levels(x_int, self.num_levels, "x_int")
     mu, log_sigma = self.location_scale(x_int)
     eps = jax.random.normal(rng, x_int.shape, jnp.float32)
     z = mu + jnp.exp(log_sigma) * eps

@@ -3,7 +3,7 @@
 Each family's Task lists its estimators in `Task.log_likelihoods` under a name from `ESTIMATORS`;
 `evaluate_likelihood` runs one over a whole split (padded, masked batches: every example exactly
 once), and reports the mean negative log-likelihood in nats per example, bits per dimension of the
-discrete data (images; `gen_jax.data.dequantize.bits_per_dim`), its standard error over examples,
+discrete data (images; `gen_jax.data.levels.bits_per_dim`), its standard error over examples,
 and the seconds per 1000 examples (compilation excluded).
 
   python -m gen_jax.eval.likelihood --workdir runs/quickstart [--estimator exact] [--split test]
@@ -24,7 +24,7 @@ import numpy as np
 
 from gen_jax import checks
 from gen_jax.data import batching
-from gen_jax.data import dequantize
+from gen_jax.data import levels
 from gen_jax.data import load_dataset
 
 # name -> (what it computes, how it relates to the true log-likelihood log P(x))
@@ -92,7 +92,7 @@ def evaluate_likelihood(log_likelihood, data, *, rng, batch_size: int = 500, num
   mean = float(nll.mean())
   return LikelihoodReport(
       estimator=estimator, nll_nats=mean, nll_stderr=float(nll.std(ddof=1) / math.sqrt(len(nll))) if len(nll) > 1
-      else float("nan"), bits_per_dim=None if num_dims is None else float(dequantize.bits_per_dim(mean, num_dims)),
+      else float("nan"), bits_per_dim=None if num_dims is None else float(levels.bits_per_dim(mean, num_dims)),
       num_examples=len(nll), seconds_per_1k=1000 * seconds / len(nll), relation=ESTIMATORS[estimator][1])
 
 

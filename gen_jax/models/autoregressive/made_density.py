@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from gen_jax import checks
-from gen_jax.models.vae import gaussian
+from gen_jax.distributions import gaussian
 from gen_jax.nn.made import MADE
 
 

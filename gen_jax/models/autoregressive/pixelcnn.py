@@ -27,9 +27,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from gen_jax import checks
-from gen_jax.models.autoregressive.categorical import Categorical
 from gen_jax.models.autoregressive.gated_layer import GatedLayer
-from gen_jax.models.vae.likelihoods import DiscretizedLogisticMixture, Likelihood, levels_to_centres, to_model_space
+from gen_jax.data.levels import levels_to_centres, to_model_space
+from gen_jax.distributions import Categorical, DiscretizedLogisticMixture, Likelihood
 
 OUTPUTS = ("categorical", "logistic_mixture")
 

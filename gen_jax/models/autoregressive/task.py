@@ -14,7 +14,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import ml_collections
 
-from gen_jax.data import dequantize
+from gen_jax.data import levels
 from gen_jax.data.spec import DataSpec
 from gen_jax.train.task import Task
 
@@ -37,7 +37,7 @@ def autoregressive_task(model: nn.Module, spec: DataSpec) -> Task:
 
   def evaluate(params, batch, rng):
     nll = -log_likelihood(params, batch, rng)
-    return {"nll": nll, "bpd": dequantize.bits_per_dim(nll, num_dims)} if discrete else {"nll": nll}
+    return {"nll": nll, "bpd": levels.bits_per_dim(nll, num_dims)} if discrete else {"nll": nll}
 
   def loss(params, batch, rng):
     metrics = {k: jnp.mean(v) for k, v in evaluate(params, batch, rng).items()}

@@ -37,7 +37,8 @@ from gen_jax.models.diffusion import elbo as elbo_lib
 from gen_jax.models.diffusion import process
 from gen_jax.models.diffusion import samplers
 from gen_jax.models.diffusion.schedules import DiscreteSchedule, LearnedLogSNR, log_snr_and_derivative
-from gen_jax.models.vae.likelihoods import to_model_space
+from gen_jax.data.levels import centres_to_levels, to_model_space
+from gen_jax.distributions import discretized, gaussian
 
 
 @jax.custom_vjp
@@ -155,9 +156,10 @@ class GaussianDiffusion(nn.Module):
     x_hat, _ = self.denoise(z_0, jnp.zeros((batch,)), train)
     std = elbo_lib.decoder_std(log_snr_0)
     if self.num_levels is None:
-      reconstruction = elbo_lib.gaussian_log_prob(x, x_hat, std)
+      reconstruction = gaussian.sum_per_example(gaussian.log_prob(x, x_hat, jnp.log(std)))
     else:
-      reconstruction = elbo_lib.discretized_gaussian_log_prob(x_data, x_hat, std, self.num_levels)
+      reconstruction = gaussian.sum_per_example(
+          discretized.discretized_gaussian_log_prob(x_data, x_hat, std, self.num_levels))
     return elbo_lib.prior_kl(x, log_snr_1), reconstruction
 
   def diffusion_term(self, x: jax.Array, rng: jax.Array, step: jax.Array | None = None,
@@ -264,8 +266,7 @@ class GaussianDiffusion(nn.Module):
     if self.num_levels is None:
       return x
     # The edge bins take the tails (the discretized decoder's definition), hence the clip of levels.
-    levels = jnp.round((x + 1.0) * (self.num_levels - 1) / 2.0)
-    return jnp.clip(levels, 0, self.num_levels - 1).astype(jnp.uint8)
+    return centres_to_levels(x, self.num_levels)
 
   def sample(self, rng: jax.Array, num: int, num_steps: int | None = None, eta: float = 1.0,
              clip_denoised: bool | None = None, return_trajectory: bool = False):

@@ -25,17 +25,11 @@ the bound is on the probability of the discrete data and bits/dim need no dequan
 """
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
-from jax.scipy.special import log_ndtr
 
-from gen_jax.models.diffusion.process import alpha_sigma
+from gen_jax.distributions.gaussian import sum_per_example
 
-
-def _sum_dims(x: jax.Array) -> jax.Array:
-  return jnp.sum(x.reshape(x.shape[0], -1), axis=-1)
 
 
 def prior_kl(x: jax.Array, log_snr_1: jax.Array) -> jax.Array:
@@ -43,50 +37,19 @@ def prior_kl(x: jax.Array, log_snr_1: jax.Array) -> jax.Array:
   log_snr_1 = jnp.asarray(log_snr_1, jnp.float32)
   alpha_sq = jax.nn.sigmoid(log_snr_1)
   # sigma^2 - 1 = -alpha^2 and -log sigma^2 = softplus(lambda): no 1 - 1 cancellation in float32.
-  return 0.5 * _sum_dims(alpha_sq * x ** 2 - alpha_sq + jax.nn.softplus(log_snr_1))
+  return 0.5 * sum_per_example(alpha_sq * x ** 2 - alpha_sq + jax.nn.softplus(log_snr_1))
 
 
 def discrete_diffusion_term(eps: jax.Array, eps_hat: jax.Array, log_snr_s: jax.Array,
                             log_snr_t: jax.Array) -> jax.Array:
   """1/2 expm1(lambda_s - lambda_t) ||eps - eps_hat||^2: KL(q(z_s|z_t,x) || p(z_s|z_t)) per example [B]."""
   weight = jnp.expm1(jnp.asarray(log_snr_s, jnp.float32) - log_snr_t)
-  return 0.5 * weight * _sum_dims((eps - eps_hat) ** 2)
+  return 0.5 * weight * sum_per_example((eps - eps_hat) ** 2)
 
 
 def continuous_diffusion_term(eps: jax.Array, eps_hat: jax.Array, dlog_snr_dt: jax.Array) -> jax.Array:
   """-1/2 lambda'(t) ||eps - eps_hat||^2 per example [B]: one draw of VDM's L_inf integrand."""
-  return -0.5 * dlog_snr_dt * _sum_dims((eps - eps_hat) ** 2)
-
-
-def gaussian_log_prob(x: jax.Array, mean: jax.Array, std: jax.Array) -> jax.Array:
-  """sum over dimensions of log N(x; mean, std^2), per example [B]."""
-  return _sum_dims(-0.5 * ((x - mean) / std) ** 2 - jnp.log(std) - 0.5 * math.log(2 * math.pi))
-
-
-def discretized_gaussian_log_prob(levels: jax.Array, mean: jax.Array, std: jax.Array,
-                                  num_levels: int) -> jax.Array:
-  """sum over dimensions of log P(level) under N(mean, std^2) discretized to L bins on [-1, 1], [B].
-
-  Level k's bin is [c_k - h, c_k + h), c_k = 2 k / (L - 1) - 1, h = 1 / (L - 1); level 0 takes
-  (-inf, c_0 + h) and level L-1 takes [c_{L-1} - h, inf). Masses are differences of normal CDFs,
-  computed from whichever tail is smaller (log_ndtr), so bins far in a tail keep their precision.
-  """
-  k = levels.astype(jnp.float32)
-  half_width = 1.0 / (num_levels - 1)
-  centre = 2.0 * k * half_width - 1.0
-  upper = (centre + half_width - mean) / std
-  lower = (centre - half_width - mean) / std
-  # log(Phi(upper) - Phi(lower)) from the tail where both CDF values are small: mirror when lower > 0,
-  # then mass = Phi(b) - Phi(a) with a < b on the left tail (a = -inf for an open edge bin).
-  mirror = lower > 0
-  a = jnp.where(mirror, -upper, lower)
-  b = jnp.where(mirror, -lower, upper)
-  open_below = jnp.where(mirror, k == num_levels - 1, k == 0)  # a = -inf: mass = Phi(b)
-  open_above = jnp.where(mirror, k == 0, k == num_levels - 1)  # b = +inf: mass = 1 - Phi(a)
-  log_b = jnp.where(open_above, 0.0, log_ndtr(jnp.where(open_above, 0.0, b)))
-  log_a = log_ndtr(jnp.where(open_below, b - 1.0, a))  # safe value where a = -inf (masked below)
-  log_mass = jnp.where(open_below, log_b, log_b + jnp.log(-jnp.expm1(jnp.minimum(log_a - log_b, -1e-30))))
-  return _sum_dims(log_mass)
+  return -0.5 * dlog_snr_dt * sum_per_example((eps - eps_hat) ** 2)
 
 
 def decoder_std(log_snr_0: jax.Array) -> jax.Array:

@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 
 from gen_jax.data import dequantize
+from gen_jax.distributions import gaussian
 from gen_jax.models.diffusion import divergence as divergence_lib
 from gen_jax.models.diffusion import ode
 from gen_jax.models.diffusion.process import alpha_sigma
@@ -82,7 +83,7 @@ def log_prob(denoise_fn: Callable, log_snr_and_derivative_fn: Callable, z_0: jax
   solution = ode.solve_ode(augmented, (z_0, jnp.zeros(z_0.shape[:1], jnp.float32)), 0.0, 1.0,
                            method=method, rtol=rtol, atol=atol, num_steps=num_steps)
   z_1, integral = solution.y
-  prior = -0.5 * jnp.sum(z_1.reshape(z_1.shape[0], -1) ** 2, -1) - 0.5 * z_1[0].size * math.log(2 * math.pi)
+  prior = gaussian.sum_per_example(gaussian.standard_normal_log_prob(z_1))
   return prior + integral, solution
 
 

@@ -25,6 +25,7 @@ import ml_collections
 import numpy as np
 
 from gen_jax import visualize
+from gen_jax.data.levels import bits_per_dim, centres_to_levels
 from gen_jax.data.spec import DataSpec
 from gen_jax.models.diffusion import likelihood
 from gen_jax.models.diffusion.diffusion import GaussianDiffusion
@@ -75,7 +76,6 @@ def diffusion_task(model: GaussianDiffusion, spec: DataSpec, objective: str = "s
     raise ValueError(f"model.num_levels={model.num_levels} must equal the data's num_levels={spec.num_levels}")
   num_dims = math.prod(spec.event_shape)
   images = spec.num_levels is not None
-  scale = num_dims * math.log(2) if images else 1.0  # bits/dim-sized losses for images, nats for vectors
 
   def init(rng, batch):
     params_rng, dropout_rng, elbo_rng = jax.random.split(rng, 3)
@@ -90,9 +90,9 @@ def diffusion_task(model: GaussianDiffusion, spec: DataSpec, objective: str = "s
       return value, {"simple_loss": value}
     parts = model.apply(params["model"], batch, loss_rng, True, method=model.elbo, rngs=rngs)
     metrics = {name: jnp.mean(value) for name, value in parts.items()}
-    value = -metrics["elbo"] / scale
-    if images:
-      metrics["bpd"] = value
+    value = -metrics["elbo"]
+    if images:  # a bits/dim-sized loss for images (its scale independent of the resolution), nats for vectors
+      value = metrics["bpd"] = bits_per_dim(value, num_dims)
     return value, metrics
 
   def evaluate(params, batch, rng):
@@ -104,7 +104,7 @@ def diffusion_task(model: GaussianDiffusion, spec: DataSpec, objective: str = "s
     metrics = {"nll": -parts["elbo"], "prior": parts["prior"], "diffusion": parts["diffusion"],
                "reconstruction": parts["reconstruction"]}
     if images:
-      metrics["bpd"] = -parts["elbo"] / scale
+      metrics["bpd"] = bits_per_dim(-parts["elbo"], num_dims)
     return metrics
 
   def sample(params, rng, num):
@@ -122,12 +122,11 @@ def diffusion_task(model: GaussianDiffusion, spec: DataSpec, objective: str = "s
     if not images:
       return {}
     levels = spec.num_levels
-    to_levels = lambda x: np.clip(np.round((np.asarray(x) + 1) * (levels - 1) / 2), 0, levels - 1).astype(np.uint8)
     sample_rng, edit_rng = jax.random.split(rng)
     _, trajectory = model.apply(params["model"], sample_rng, 8, sample_steps, sample_eta,
                                 return_trajectory=True, method=model.sample)  # [steps, 8, ...]
     columns = np.round(np.linspace(0, trajectory.shape[0] - 1, 8)).astype(int)
-    chain = np.swapaxes(to_levels(np.clip(trajectory[columns], -1, 1)), 0, 1).reshape(-1, *spec.event_shape)
+    chain = np.swapaxes(np.asarray(centres_to_levels(trajectory[columns], levels)), 0, 1).reshape(-1, *spec.event_shape)
     examples = jnp.asarray(examples[:8])
     mask = np.zeros(examples.shape, np.float32)
     mask[:, : spec.event_shape[0] // 2] = 1.0  # top half known

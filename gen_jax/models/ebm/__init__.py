@@ -16,14 +16,14 @@ from gen_jax.models.ebm.energy_nets import ConvEnergy, EnergyResidualBlock, MLPE
 from gen_jax.models.ebm.grid import GridNormalizer, grid_log_normalizer, grid_log_prob, grid_points
 from gen_jax.models.ebm.langevin import LangevinResult, energy_gradient, langevin_chain, uniform_on_box
 from gen_jax.models.ebm.model import EnergyModel
-from gen_jax.models.ebm.objectives import (denoising_score_matching_loss, diagonal_gaussian_log_prob,
+from gen_jax.models.ebm.objectives import (denoising_score_matching_loss,
                                            maximum_likelihood_loss, noise_contrastive_loss)
 from gen_jax.models.ebm.outlier import energy_score, gradient_norm_score
 from gen_jax.models.ebm.replay_buffer import draw_chain_starts, init_replay_buffer, store_chains
 
 __all__ = [
     "AISResult", "ConvEnergy", "EnergyModel", "EnergyResidualBlock", "GridNormalizer", "LangevinResult",
-    "MLPEnergy", "ais_log_normalizer", "denoising_score_matching_loss", "diagonal_gaussian_log_prob",
+    "MLPEnergy", "ais_log_normalizer", "denoising_score_matching_loss",
     "draw_chain_starts", "energy_gradient", "energy_score", "gradient_norm_score", "grid_log_normalizer", "grid_log_prob", "grid_points",
     "init_replay_buffer", "langevin_chain", "mala_step", "maximum_likelihood_loss",
     "noise_contrastive_loss", "sigmoid_schedule", "store_chains", "uniform_on_box",

@@ -5,7 +5,7 @@ respect to theta through that gradient), so every activation is smooth: swish(h)
 (Du & Mordatch 2019 use swish / leaky ReLU; Nijkamp et al. 2019 leaky ReLU). No BatchNorm: a
 per-batch statistic would make one example's energy depend on the others in the chain batch.
 Spectral normalisation of every kernel (Miyato et al. 2018; Du & Mordatch 2019 use it to keep the
-energy smooth) is optional and reuses `gen_jax.models.gan.spectral_norm` (its state in 'batch_stats').
+energy smooth) is optional and uses `gen_jax.nn.spectral_norm` (its state in 'batch_stats').
 
   MLPEnergy   [B, D] -> Dense(w) swish ... Dense(1) -> [B]
   ConvEnergy  [B, H, W, C] in [0, 1] -> 2x - 1 -> conv3x3(c) -> per stage: residual block (c_s),
@@ -19,7 +19,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gen_jax.models.gan.spectral_norm import maybe_spectral_norm
+from gen_jax.nn.spectral_norm import maybe_spectral_norm
 
 
 class MLPEnergy(nn.Module):

@@ -48,10 +48,3 @@ def noise_contrastive_loss(log_model_data: jax.Array, log_noise_data: jax.Array,
   """L_NCE above, from the model's and the noise's log-densities at the data [B] and at the noise [B]."""
   return (jnp.mean(jax.nn.softplus(-(log_model_data - log_noise_data)))
           + jnp.mean(jax.nn.softplus(log_model_noise - log_noise_noise)))
-
-
-def diagonal_gaussian_log_prob(x: jax.Array, mean: jax.Array, std: jax.Array) -> jax.Array:
-  """log N(x; mean, diag(std^2)) in nats, summed over each example's dimensions: [B]."""
-  z = (x - mean) / std
-  per_dim = -0.5 * jnp.square(z) - jnp.log(std) - 0.5 * jnp.log(2 * jnp.pi)
-  return jnp.sum(per_dim.reshape(x.shape[0], -1), axis=1)

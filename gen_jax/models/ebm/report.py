@@ -28,11 +28,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from gen_jax import visualize
-from gen_jax.data import bits_per_dim, load_dataset, toy2d, uniform_dequantize
+from gen_jax.data import bits_per_dim, discrete_log_likelihood, load_dataset, toy2d, uniform_dequantize
 from gen_jax.eval.outlier import auroc, digits_ood_sets, noise_and_inverted_sets
 from gen_jax.models.ebm import ais, grid
 from gen_jax.models.ebm.outlier import energy_score, gradient_norm_score
-from gen_jax.models.ebm.task import to_levels
+from gen_jax.data.levels import unit_to_levels
 from gen_jax.run import load_run
 
 
@@ -104,12 +104,12 @@ def image_report(run, flow_dir: str | None, figure: str | None, num_distribution
           "likely far *under*-estimated and its standard error meaningless; add distributions")
   test = load_dataset(spec.name, "test").data
   y = uniform_dequantize(jax.random.key(seed + 1), jnp.asarray(test), levels)
-  nll = _batched(energy, y) + float(result.log_z) + num_dims * math.log(levels)
+  nll = -discrete_log_likelihood(-(_batched(energy, y) + float(result.log_z)), num_dims, levels)
   bpd = float(bits_per_dim(nll.mean(), num_dims))
-  to_bpd = 1.0 / (num_dims * math.log(2))
+  to_bpd = lambda nats: float(bits_per_dim(nats, num_dims))
   print("| data | model | steps | test bits/dim (AIS estimate) | +- log Z stderr | +- examples' stderr | AIS K x chains |")
-  print(f"| {spec.name} | ebm ({run.config.ebm.chains}) | {run.step} | {bpd:.4f} | {float(result.log_z_stderr) * to_bpd:.4f} | "
-        f"{nll.std() / math.sqrt(len(nll)) * to_bpd:.4f} | {num_distributions} x {num_chains} |")
+  print(f"| {spec.name} | ebm ({run.config.ebm.chains}) | {run.step} | {bpd:.4f} | {to_bpd(float(result.log_z_stderr)):.4f} | "
+        f"{to_bpd(nll.std() / math.sqrt(len(nll))):.4f} | {num_distributions} x {num_chains} |")
 
   if spec.name == "digits":
     ood = digits_ood_sets(test, load_dataset("mnist_split", "test").data, seed=seed)
@@ -132,7 +132,7 @@ def image_report(run, flow_dir: str | None, figure: str | None, num_distribution
     samples = np.asarray(run.task.sample(run.all_params, jax.random.key(seed), 64))
     panels = [samples]
     if "buffer" in run.all_params:
-      panels.append(np.asarray(to_levels(run.all_params["buffer"][:64], levels)))
+      panels.append(np.asarray(unit_to_levels(run.all_params["buffer"][:64], levels)))
     grids = [visualize.image_grid(p, levels, columns=8) for p in panels]
     gap = np.full((grids[0].shape[0], 4, grids[0].shape[2]), 255, np.uint8)
     visualize.save_image(figure, np.concatenate(sum([[g, gap] for g in grids], [])[:-1], axis=1), upscale=4)

@@ -25,8 +25,9 @@ import optax
 
 from gen_jax import visualize
 from gen_jax.data import dequantize
+from gen_jax.data.levels import unit_to_levels
 from gen_jax.data.spec import DataSpec
-from gen_jax.models.ebm import grid
+from gen_jax.distributions import gaussian
 from gen_jax.models.ebm import objectives
 from gen_jax.models.ebm import replay_buffer
 from gen_jax.models.ebm.energy_nets import ConvEnergy, MLPEnergy
@@ -37,11 +38,6 @@ from gen_jax.train.task import Task
 
 OBJECTIVES = ("langevin", "dsm", "nce")
 CHAINS = ("persistent", "short_run")
-
-
-def to_levels(y: jax.Array, num_levels: int) -> jax.Array:
-  """Model-space images y in [0, 1] -> uint8 levels floor(y L), the bin each y falls in."""
-  return jnp.clip(jnp.floor(y * num_levels), 0, num_levels - 1).astype(jnp.uint8)
 
 
 def ebm_task(model: EnergyModel, spec: DataSpec, optimizer: optax.GradientTransformation, *,
@@ -119,7 +115,7 @@ def ebm_task(model: EnergyModel, spec: DataSpec, optimizer: optax.GradientTransf
         return objectives.denoising_score_matching_loss(energy, x, loss_rng, dsm_sigma), {}
       noise = params["noise"]
       y = noise["mean"] + noise["std"] * jax.random.normal(loss_rng, x.shape)
-      log_q = lambda z: objectives.diagonal_gaussian_log_prob(z, noise["mean"], noise["std"])
+      log_q = lambda z: gaussian.sum_per_example(gaussian.log_prob(z, noise["mean"], jnp.log(noise["std"])))
       log_model = lambda z: -energy(z) - parts["log_normalizer"]
       loss = objectives.noise_contrastive_loss(log_model(x), log_q(x), log_model(y), log_q(y))
       return loss, {"log_normalizer": parts["log_normalizer"]}
@@ -146,13 +142,13 @@ def ebm_task(model: EnergyModel, spec: DataSpec, optimizer: optax.GradientTransf
 
   def sample(params, rng, num):
     y = model.apply(params["model"], rng, num, sample_steps, method=model.sample)
-    return to_levels(y, spec.num_levels) if images else y
+    return unit_to_levels(y, spec.num_levels) if images else y
 
   def figures(params, rng, examples):
     del rng, examples
     if not (images and persistent):
       return {}
-    states = np.asarray(to_levels(params["buffer"][:64], spec.num_levels))
+    states = np.asarray(unit_to_levels(params["buffer"][:64], spec.num_levels))
     return {"replay_buffer": visualize.image_grid(states, spec.num_levels, columns=8)}
 
   log_likelihoods = {} if images else {"exact": log_likelihood}

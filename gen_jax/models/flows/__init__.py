@@ -9,7 +9,7 @@ from gen_jax.models.flows.autoregressive import MaskedAutoregressiveAffine
 from gen_jax.models.flows.chain import Chain
 from gen_jax.models.flows.coupling import (CouplingConditioner, channel_mask, checkerboard_mask,
                                            coupling_mask, dimension_mask)
-from gen_jax.models.flows.flow import FlowModel, standard_normal_log_prob
+from gen_jax.models.flows.flow import FlowModel
 from gen_jax.models.flows.glow import Glow
 from gen_jax.models.flows.invertible_conv import Invertible1x1Conv, LULinear
 from gen_jax.models.flows.logit import Logit
@@ -28,6 +28,6 @@ __all__ = [
     "Invertible1x1Conv", "LULinear", "Logit", "MAF", "MaskedAutoregressiveAffine", "MultiScale",
     "NeuralSplineFlow", "RealNVP", "Reverse", "Squeeze", "SplineCoupling", "channel_mask",
     "checkerboard_mask", "coupling_mask", "dimension_mask", "merge_channels",
-    "rational_quadratic_spline", "split_channels", "squeeze2d", "standard_normal_log_prob",
+    "rational_quadratic_spline", "split_channels", "squeeze2d",
     "unsqueeze2d",
 ]

@@ -11,7 +11,6 @@ and returns f^{-1}(z).
 """
 from __future__ import annotations
 
-import math
 
 import flax.linen as nn
 import jax
@@ -19,12 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gen_jax import checks
-
-
-def standard_normal_log_prob(z: jax.Array) -> jax.Array:
-  """log N(z; 0, I) summed over all but the batch axis: [B, ...] -> [B] (nats)."""
-  z = z.reshape(z.shape[0], -1)
-  return -0.5 * jnp.sum(z ** 2, axis=-1) - 0.5 * z.shape[-1] * math.log(2.0 * math.pi)
+from gen_jax.distributions import gaussian
 
 
 def max_squeezes(height: int, width: int) -> int:
@@ -90,7 +84,7 @@ class FlowModel(nn.Module):
   def log_prob(self, x: jax.Array) -> jax.Array:
     """Exact log-density of x in nats, [batch]."""
     z, log_det = self.forward(x)
-    return standard_normal_log_prob(z) + log_det
+    return gaussian.sum_per_example(gaussian.standard_normal_log_prob(z)) + log_det
 
   def __call__(self, x: jax.Array) -> jax.Array:
     return self.log_prob(x)

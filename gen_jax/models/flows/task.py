@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from gen_jax.data import dequantize
+from gen_jax.data import levels
 from gen_jax.data.spec import DataSpec
 from gen_jax.train.task import Task
 
@@ -52,7 +53,7 @@ def flow_task(model: nn.Module, spec: DataSpec, dequantization: str = "uniform")
     nll = -log_likelihood(params, batch, rng)
     if not discrete:  # bits/dim is reported on discrete data only (see gen_jax.data.dequantize)
       return {"nll": nll}
-    return {"nll": nll, "bpd": dequantize.bits_per_dim(nll, num_dims)}
+    return {"nll": nll, "bpd": levels.bits_per_dim(nll, num_dims)}
 
   def loss(params, batch, rng):
     metrics = evaluate(params, batch, rng)
@@ -65,7 +66,7 @@ def flow_task(model: nn.Module, spec: DataSpec, dequantization: str = "uniform")
     if not discrete:
       return y
     # y lies in (0, 1) (the logit preprocessing ends in a sigmoid); floor(y L) is its bin.
-    return jnp.clip(jnp.floor(y * spec.num_levels), 0, spec.num_levels - 1).astype(jnp.uint8)
+    return levels.unit_to_levels(y, spec.num_levels)
 
   return Task(model=model, init=init, loss=loss, evaluate=evaluate, sample=sample,
               log_likelihoods={"exact": log_likelihood})

@@ -17,8 +17,7 @@ import flax.linen as nn
 import jax
 
 from gen_jax import checks
-from gen_jax.models.gan.scale import gan_output_to_levels
-from gen_jax.models.vae.likelihoods import to_model_space
+from gen_jax.data.levels import centres_to_levels, to_model_space
 
 
 class GAN(nn.Module):
@@ -52,4 +51,10 @@ class GAN(nn.Module):
   def sample(self, rng: jax.Array, num: int) -> jax.Array:
     checks.check_positive_int(num, "num")
     x = self.decode(jax.random.normal(rng, (num, self.latent_dim)), train=False)
-    return x if self.num_levels is None else gan_output_to_levels(x, self.num_levels)
+    return x if self.num_levels is None else generator_output_to_levels(x, self.num_levels)
+
+
+def generator_output_to_levels(x: jax.Array, num_levels: int) -> jax.Array:
+  """Generator output in [-1, 1] (a tanh: checked when concrete, never clipped) -> the nearest level, uint8."""
+  checks.check_range(x, -1.0, 1.0, "generator output")
+  return centres_to_levels(x, num_levels)

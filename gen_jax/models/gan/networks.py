@@ -3,7 +3,7 @@
 Every generator maps z [B, latent_dim] to x [B, D] (MLP, linear output) or [B, H, W, C] (conv nets,
 tanh output in [-1, 1]); every discriminator maps x to logits [B] (no sigmoid: D(x) = sigmoid(logit),
 and the losses take logits). Images enter the discriminators on the scale of the generators' output,
-[-1, 1] (`scale.levels_to_gan_input`).
+[-1, 1] (`gen_jax.data.levels.levels_to_centres`).
 
 All modules are called as `module.apply(variables, x, train=..., mutable=[...])`; `train` is required
 (no default), because it decides what the mutable state does:
@@ -50,7 +50,7 @@ import jax
 import jax.numpy as jnp
 
 from gen_jax import checks
-from gen_jax.models.gan.spectral_norm import maybe_spectral_norm
+from gen_jax.nn.spectral_norm import maybe_spectral_norm
 from gen_jax.nn.conv_transpose import PhaseConvTranspose
 
 NORMS = ("batch", "layer", "none")
@@ -143,7 +143,7 @@ class MLPDiscriminator(nn.Module):
 
   Attributes:
     hidden_sizes: widths of the hidden layers.
-    spectral_norm: spectrally normalise every Dense kernel (`spectral_norm.py`).
+    spectral_norm: spectrally normalise every Dense kernel (`gen_jax.nn.spectral_norm`).
     activation: nonlinearity between layers.
   """
   hidden_sizes: Sequence[int]

@@ -35,11 +35,12 @@ import numpy as np
 import optax
 
 from gen_jax import visualize
+from gen_jax.data.levels import centres_to_levels
 from gen_jax.data.spec import DataSpec
 from gen_jax.models.gan import losses as losses_lib
 from gen_jax.models.gan import networks
 from gen_jax.models.gan.gan import GAN
-from gen_jax.models.vae import latent_space
+from gen_jax import latent_space
 from gen_jax.train.task import Task
 
 WIN_ACCURACY = 0.99
@@ -173,14 +174,14 @@ def gan_task(model: GAN, spec: DataSpec, loss: str = "non_saturating", n_critic:
     if not images:
       return {}
     variables = params["model"]
-    to_levels = lambda x: np.asarray(model.apply(variables, x, False, method=model.decode))
-    levels = lambda x: np.clip(np.round((x + 1) * (spec.num_levels - 1) / 2), 0, spec.num_levels - 1).astype(np.uint8)
+    levels = lambda z: np.asarray(centres_to_levels(model.apply(variables, z, False, method=model.decode),
+                                                    spec.num_levels))
     z = jax.random.normal(rng, (16, model.latent_dim))
     path = jnp.concatenate([latent_space.spherical_interpolation(z[i], z[8 + i], 8) for i in range(8)])
     dims = list(range(min(8, model.latent_dim)))
     traversal = latent_space.latent_traversal(z[0], dims, np.linspace(-2.5, 2.5, 8))
-    return {"interpolations": visualize.image_grid(levels(to_levels(path)), spec.num_levels, columns=8),
-            "traversals": visualize.image_grid(levels(to_levels(traversal)), spec.num_levels, columns=8)}
+    return {"interpolations": visualize.image_grid(levels(path), spec.num_levels, columns=8),
+            "traversals": visualize.image_grid(levels(traversal), spec.num_levels, columns=8)}
 
   def check_health(metrics):
     if loss == "wasserstein":  # a critic's scores have no decision threshold

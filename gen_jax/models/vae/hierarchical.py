@@ -27,7 +27,7 @@ and the IWAE bound (Burda et al. 2016) uses the log-weights of all layers sample
 accumulated over chunks of samples with a running logsumexp (memory O(chunk_size), not O(k)).
 
 Images enter as stored, integer levels x in {0, ..., L-1} (uint8 [B, H, W, C]); the networks see
-the bin centres 2 x / (L - 1) - 1 in [-1, 1] (`likelihoods.levels_to_centres`, as in `VAE`) and the
+the bin centres 2 x / (L - 1) - 1 in [-1, 1] (`gen_jax.data.levels.levels_to_centres`, as in `VAE`) and the
 likelihood scores the levels, so the bounds are on the discrete data. Values in nats per example.
 """
 from __future__ import annotations
@@ -41,8 +41,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from gen_jax import checks
-from gen_jax.models.vae import gaussian
-from gen_jax.models.vae import likelihoods as likelihoods_lib
+from gen_jax.data import levels
+from gen_jax.distributions import gaussian
+from gen_jax.distributions import likelihoods as likelihoods_lib
 from gen_jax.models.vae.vae import check_finite, check_num_samples, largest_divisor_at_most
 from gen_jax.nn import ResidualBlock
 
@@ -197,8 +198,8 @@ class HierarchicalVAE(nn.Module):
   def network_input(self, x: jax.Array) -> jax.Array:
     """Checked integer levels [B, H, W, C] -> bin centres 2 x / (L - 1) - 1 in [-1, 1]."""
     checks.check_event_shape(x, self.event_shape, "x (images)")
-    likelihoods_lib.check_levels(x, self.num_levels)
-    return likelihoods_lib.levels_to_centres(x, self.num_levels)
+    levels.check_levels(x, self.num_levels)
+    return levels.levels_to_centres(x, self.num_levels)
 
   def bottom_up(self, x: jax.Array) -> list[jax.Array]:
     """Features of x at each latent layer's scale, top first: [B, h_l, w_l, hidden_channels]."""

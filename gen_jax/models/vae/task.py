@@ -3,7 +3,7 @@
 Training maximises E_q[log p(x|z)] - w_t KL(q(z|x) || p(z)) with w_t = beta * min(1, t / T_warmup)
 (beta-VAE, Higgins et al. 2017; KL warm-up / annealing, Bowman et al. 2016, Sønderby et al. 2016).
 The *reported* ELBO and bits/dim always use w = 1, so they are true bounds on log p(x) of the
-discrete data (the decoder likelihoods of gen_jax.models.vae.likelihoods put probability mass on
+discrete data (the decoder likelihoods of gen_jax.distributions.likelihoods put probability mass on
 each of the L levels), never the weighted training objective.
 
 Bernoulli likelihoods model binarized data: images are binarized by sampling each pixel with
@@ -25,9 +25,10 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from gen_jax import latent_space
 from gen_jax import visualize
+from gen_jax.data.levels import bits_per_dim
 from gen_jax.data.spec import DataSpec
-from gen_jax.models.vae import latent_space
 from gen_jax.models.vae.vae import largest_divisor_at_most
 from gen_jax.train.task import Task
 
@@ -63,7 +64,7 @@ def vae_task(model, spec: DataSpec, beta: float = 1.0, kl_warmup_steps: int = 0,
     parts = elbo_parts(params, batch, rng)
     metrics = {"nll": -parts["elbo"], "kl": parts["kl"], "reconstruction": parts["reconstruction"]}
     if discrete:
-      metrics["bpd"] = -parts["elbo"] / (num_dims * math.log(2))
+      metrics["bpd"] = bits_per_dim(-parts["elbo"], num_dims)
     per_dim = parts.get("kl_per_dim", parts.get("kl_per_layer"))
     label = "kl_dim" if "kl_per_dim" in parts else "kl_layer"
     for i in range(per_dim.shape[-1]):
@@ -74,15 +75,15 @@ def vae_task(model, spec: DataSpec, beta: float = 1.0, kl_warmup_steps: int = 0,
     parts = elbo_parts(params, batch, rng)
     weight = beta if kl_warmup_steps == 0 else beta * jnp.minimum(1.0, step / kl_warmup_steps)
     objective = jnp.mean(parts["reconstruction"] - weight * parts["kl"])
-    scale = num_dims * math.log(2) if discrete else 1.0  # bits/dim-sized loss for images, nats for vectors
     metrics = {"elbo": jnp.mean(parts["elbo"]), "kl": jnp.mean(parts["kl"]), "kl_weight": jnp.asarray(weight),
                "reconstruction": jnp.mean(parts["reconstruction"])}
     if discrete:
-      metrics["bpd"] = -metrics["elbo"] / scale
+      metrics["bpd"] = bits_per_dim(-metrics["elbo"], num_dims)
     if "posterior_mean" in parts:
       variance = jnp.var(parts["posterior_mean"].reshape(batch.shape[0], -1), axis=0)
       metrics["active_units"] = jnp.sum(variance > ACTIVE_UNIT_THRESHOLD).astype(jnp.float32)
-    return -objective / scale, metrics
+    # A bits/dim-sized loss for discrete data (its scale independent of the resolution), nats for vectors.
+    return (bits_per_dim(-objective, num_dims) if discrete else -objective), metrics
 
   def sample(params, rng, num):
     return model.apply(params["model"], rng, num, method=model.sample)

@@ -14,10 +14,10 @@ log-weight log p(x, z_i) - log q(z_i | x) equals log p(x), whatever z_i (the IWA
 variance; the ELBO's analytic-KL estimator is still stochastic, with mean log p(x)).
 
 With a discrete likelihood over the L levels of images the bounds are on the discrete data, so
-bits/dim = -bound / (D ln 2) (`gen_jax.data.dequantize.bits_per_dim`).
+bits/dim = -bound / (D ln 2) (`gen_jax.data.levels.bits_per_dim`).
 
 Data enter as stored: images as integer levels x in {0, ..., L-1} (uint8 [B, H, W, C]), which the
-networks see as the bin centres 2 x / (L - 1) - 1 in [-1, 1] (`likelihoods.levels_to_centres`);
+networks see as the bin centres 2 x / (L - 1) - 1 in [-1, 1] (`gen_jax.data.levels.levels_to_centres`);
 vectors as float32 [B, D], seen as they are.
 """
 from __future__ import annotations
@@ -31,8 +31,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from gen_jax import checks
-from gen_jax.models.vae import gaussian
-from gen_jax.models.vae import likelihoods as likelihoods_lib
+from gen_jax.data import levels
+from gen_jax.distributions import gaussian
+from gen_jax.distributions import likelihoods as likelihoods_lib
 from gen_jax.models.vae.networks import ARCHITECTURES, check_conv_resolution, make_encoder_decoder
 
 
@@ -136,8 +137,8 @@ class VAE(nn.Module):
     """x as the networks see it: bin centres in [-1, 1] for images, the float32 vector otherwise."""
     checks.check_event_shape(x, self.event_shape, "x")
     if self.is_image:
-      likelihoods_lib.check_levels(x, self.num_levels)
-      return likelihoods_lib.levels_to_centres(x, self.num_levels)
+      levels.check_levels(x, self.num_levels)
+      return levels.levels_to_centres(x, self.num_levels)
     if not jnp.issubdtype(x.dtype, jnp.floating):
       raise ValueError(f"vectors x must be float32, got dtype {x.dtype}")
     return x.astype(jnp.float32)

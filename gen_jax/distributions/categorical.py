@@ -2,7 +2,7 @@
 et al. 2016, "Pixel Recurrent Neural Networks", section 5.3: a 256-way softmax per sub-pixel).
 
 P(x = l) = softmax(logits)_l, log P(x) = logits_x - logsumexp(logits). It speaks the decoder
-likelihoods' API of `gen_jax.models.vae.likelihoods` (out [..., C * L], parameter-major), so the
+likelihoods' API of `gen_jax.distributions.likelihoods` (out [..., C * L], parameter-major), so the
 PixelCNN takes it and the discretized logistic mixture interchangeably.
 """
 from __future__ import annotations
@@ -11,9 +11,9 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from gen_jax.models.vae.likelihoods import Likelihood, check_levels
+from gen_jax.data.levels import check_levels, check_num_levels
+from gen_jax.distributions.likelihoods import Likelihood
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,9 +25,7 @@ class Categorical(Likelihood):
   num_levels: int
 
   def __post_init__(self):
-    if isinstance(self.num_levels, bool) or not isinstance(self.num_levels, (int, np.integer)) \
-        or not 2 <= self.num_levels <= 256:
-      raise ValueError(f"num_levels must be an integer in [2, 256] (uint8 levels), got {self.num_levels!r}")
+    check_num_levels(self.num_levels)
 
   @property
   def params_per_dim(self) -> int:

@@ -1,7 +1,7 @@
-"""Diagonal Gaussians for latent variables: reparameterised samples, log-densities and KL terms.
+"""Diagonal Gaussians: reparameterised samples, log-densities and KL terms, per dimension.
 
-A diagonal Gaussian is given by its mean and log standard deviation (same shape; the last axis or
-axes are the latent dimensions, summed over by the `*_sum` helpers' callers).
+A diagonal Gaussian is given by its mean and log standard deviation (same shape). Every function
+here works per dimension; `sum_per_example` sums a [B, ...] array to [B] (nats per example).
 
   reparameterize:   z = mean + exp(log_std) * eps, eps ~ N(0, I)       (Kingma & Welling 2014)
   log_prob:         log N(z; mean, diag(exp(2 log_std))), per dimension
@@ -31,6 +31,11 @@ def log_prob(z: jax.Array, mean: jax.Array, log_std: jax.Array) -> jax.Array:
 def standard_normal_log_prob(z: jax.Array) -> jax.Array:
   """Per-dimension log-density of z under N(0, 1)."""
   return -0.5 * (LOG_2PI + jnp.square(z))
+
+
+def sum_per_example(values: jax.Array) -> jax.Array:
+  """[B, ...] -> [B]: the sum over each example's dimensions (e.g. a log-density in nats per example)."""
+  return jnp.sum(values.reshape(values.shape[0], -1), axis=-1)
 
 
 def kl_to_standard_normal(mean: jax.Array, log_std: jax.Array) -> jax.Array:

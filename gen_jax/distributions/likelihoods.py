@@ -1,4 +1,4 @@
-"""Decoder likelihoods p(x | z): the observation models of the VAEs.
+"""Observation models p(x | .): the decoder likelihoods of the VAEs and the PixelCNN's outputs.
 
 Every likelihood is a small frozen dataclass (hashable: safe to close over in a `jax.jit`-compiled
 step) with one API:
@@ -31,7 +31,9 @@ import numpy as np
 
 from gen_jax import checks
 from gen_jax.data.spec import DataSpec
-from gen_jax.models.vae import gaussian
+from gen_jax.data.levels import check_levels, check_num_levels
+from gen_jax.distributions import discretized
+from gen_jax.distributions import gaussian
 
 LIKELIHOODS = ("bernoulli", "gaussian", "discretized_logistic", "discretized_logistic_mixture")
 
@@ -42,110 +44,6 @@ def split_params(out: jax.Array, params_per_dim: int) -> jax.Array:
     raise ValueError(f"the decoder output's last axis must be a multiple of params_per_dim="
                      f"{params_per_dim} (C * {params_per_dim}), got shape {tuple(out.shape)}")
   return out.reshape(out.shape[:-1] + (params_per_dim, out.shape[-1] // params_per_dim))
-
-
-def levels_to_centres(x: jax.Array, num_levels: int) -> jax.Array:
-  """Level x in {0, ..., L-1} -> the centre 2 x / (L - 1) - 1 of its bin in [-1, 1] (float32).
-
-  The bins [c - 1/(L-1), c + 1/(L-1)) tile [-1 - 1/(L-1), 1 + 1/(L-1)); the networks see x on this
-  scale too.
-  """
-  return x.astype(jnp.float32) * (2.0 / (num_levels - 1)) - 1.0
-
-
-def to_model_space(x: jax.Array, event_shape, num_levels: int | None) -> jax.Array:
-  """Data as stored -> the networks' space: integer levels -> bin centres in [-1, 1] (images, checked);
-  float vectors (num_levels None) -> float32. Raises ValueError on a wrong shape, dtype or range."""
-  checks.check_event_shape(x, tuple(event_shape), "x")
-  if num_levels is None:
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-      raise ValueError(f"x must be float vectors for a model with num_levels=None, got dtype {x.dtype}")
-    return x.astype(jnp.float32)
-  check_levels(x, num_levels)
-  return levels_to_centres(x, num_levels)
-
-
-def check_levels(x: jax.Array, num_levels: int, name: str = "x") -> None:
-  if not jnp.issubdtype(x.dtype, jnp.integer):
-    raise ValueError(f"{name} must hold integer levels in [0, {num_levels - 1}] (uint8 images), "
-                     f"got dtype {x.dtype}")
-  checks.check_range(x, 0, num_levels - 1, f"{name} (num_levels={num_levels})")
-
-
-def _log_one_minus_exp_neg(delta: jax.Array) -> jax.Array:
-  """log(1 - exp(-delta)) for delta > 0, accurate for tiny delta (where it is log delta - delta/2)."""
-  tiny = delta < 1e-6
-  safe = jnp.where(tiny, 1.0, delta)
-  return jnp.where(tiny, jnp.log(jnp.where(tiny, delta, 1.0)) - 0.5 * delta, jnp.log(-jnp.expm1(-safe)))
-
-
-def bin_edge(j: jax.Array, num_levels: int) -> jax.Array:
-  """The lower edge (2 j - 1) / (L - 1) - 1 of level j's bin (= the upper edge of level j - 1), float32."""
-  return (2.0 * jnp.asarray(j, jnp.float32) - 1.0) / (num_levels - 1) - 1.0
-
-
-def discretized_logistic_log_prob(x: jax.Array, mean: jax.Array, log_scale: jax.Array,
-                                  num_levels: int) -> jax.Array:
-  """Log-mass of level x under a logistic discretized to L bins on [-1, 1], per dimension (nats).
-
-  Level x has bin centre c = 2 x / (L - 1) - 1 and half-width h = 1 / (L - 1); the edge bins absorb
-  the tails (Salimans et al. 2017, "PixelCNN++", eq. 2):
-
-    P(x) = sigma(a) - sigma(b),  a = (c + h - mean) / s,  b = (c - h - mean) / s,  s = exp(log_scale),
-
-  with sigma(b) := 0 for x = 0 and sigma(a) := 1 for x = L - 1, so the L masses sum to one. The
-  difference is never formed: sigma(a) - sigma(b) = sigma(a) sigma(-b) (1 - exp(-(a - b))), so
-
-    log P(x) = -softplus(-a) [x < L-1] - softplus(b) [x > 0] + log(1 - exp(-(a - b))) [0 < x < L-1],
-
-  finite and accurate at every scale. PixelCNN++ subtracts the two CDFs and falls back to the
-  density at the bin centre times the bin width when the difference underflows; here that limit is
-  taken inside `_log_one_minus_exp_neg` (log(1 - exp(-w)) -> log w for tiny bins w = a - b).
-  Neighbouring bins share the float32 value of their common edge (`bin_edge`) and a - b is the
-  rounded width between the rounded edges, so the masses telescope to one in float32 too (to ~1e-6,
-  also where s is far below float32's resolution of the edges).
-
-  Args:
-    x: integer levels in {0, ..., L-1}.
-    mean, log_scale: the logistic's location (on the [-1, 1] scale) and log-scale, x's shape.
-    num_levels: L >= 2.
-  """
-  level = x.astype(jnp.float32)                                  # (x + 1 would wrap in uint8)
-  lower_edge, upper_edge = bin_edge(level, num_levels), bin_edge(level + 1.0, num_levels)
-  inverse_scale = jnp.exp(-log_scale)
-  a = (upper_edge - mean) * inverse_scale
-  b = (lower_edge - mean) * inverse_scale
-  not_first = x > 0
-  not_last = x < num_levels - 1
-  width_term = _log_one_minus_exp_neg((upper_edge - lower_edge) * inverse_scale)
-  return (jnp.where(not_last, -jax.nn.softplus(-a), 0.0)
-          + jnp.where(not_first, -jax.nn.softplus(b), 0.0)
-          + jnp.where(not_first & not_last, width_term, 0.0))
-
-
-def _expected_level(mean: jax.Array, log_scale: jax.Array, weights: jax.Array,
-                    num_levels: int) -> jax.Array:
-  """E[x] = sum_{k=1}^{L-1} P(x >= k) of a mixture of discretized logistics.
-
-  mean, log_scale, weights: [..., K, C] (weights sum to one over K) -> [..., C] float32 levels.
-  P(x >= k) = sum_j w_j sigma((mean_j - t_k) / s_j) with t_k = (2k - 1) / (L - 1) - 1, the lower edge
-  of bin k.
-  """
-  inverse_scale = jnp.exp(-log_scale)
-
-  def add_tail(k, total):
-    edge = bin_edge(k, num_levels)
-    return total + jnp.sum(weights * jax.nn.sigmoid((mean - edge) * inverse_scale), axis=-2)
-
-  return jax.lax.fori_loop(1, num_levels, add_tail, jnp.zeros(mean.shape[:-2] + mean.shape[-1:]))
-
-
-def _sample_discretized_logistic(rng: jax.Array, mean: jax.Array, log_scale: jax.Array,
-                                 num_levels: int) -> jax.Array:
-  """Level of y ~ Logistic(mean, s): the bin round((y + 1) (L - 1) / 2), edge bins taking the tails."""
-  y = mean + jnp.exp(log_scale) * jax.random.logistic(rng, mean.shape, jnp.float32)
-  level = jnp.floor((y + 1.0) * (0.5 * (num_levels - 1)) + 0.5)
-  return jnp.clip(level, 0, num_levels - 1).astype(jnp.uint8)
 
 
 class Likelihood:
@@ -244,10 +142,7 @@ class DiscretizedLogistic(Likelihood):
   num_levels: int
 
   def __post_init__(self):
-    if isinstance(self.num_levels, bool) or not isinstance(self.num_levels, (int, np.integer)) \
-        or not 2 <= self.num_levels <= 256:
-      raise ValueError(f"num_levels must be an integer in [2, 256] (levels are stored as uint8), "
-                       f"got {self.num_levels!r}")
+    check_num_levels(self.num_levels)
 
   @property
   def params_per_dim(self) -> int:
@@ -256,15 +151,15 @@ class DiscretizedLogistic(Likelihood):
   def log_prob_per_dim(self, out: jax.Array, x: jax.Array) -> jax.Array:
     check_levels(x, self.num_levels)
     params = self._params(out, x)
-    return discretized_logistic_log_prob(x, params[..., 0, :], params[..., 1, :], self.num_levels)
+    return discretized.discretized_logistic_log_prob(x, params[..., 0, :], params[..., 1, :], self.num_levels)
 
   def sample(self, rng: jax.Array, out: jax.Array) -> jax.Array:
     params = self._params(out)
-    return _sample_discretized_logistic(rng, params[..., 0, :], params[..., 1, :], self.num_levels)
+    return discretized.sample_discretized_logistic(rng, params[..., 0, :], params[..., 1, :], self.num_levels)
 
   def mean(self, out: jax.Array) -> jax.Array:
     params = self._params(out)
-    return _expected_level(params[..., 0:1, :], params[..., 1:2, :], jnp.ones_like(params[..., 0:1, :]),
+    return discretized.expected_level(params[..., 0:1, :], params[..., 1:2, :], jnp.ones_like(params[..., 0:1, :]),
                            self.num_levels)
 
 
@@ -298,7 +193,7 @@ class DiscretizedLogisticMixture(DiscretizedLogistic):
   def log_prob_per_dim(self, out: jax.Array, x: jax.Array) -> jax.Array:
     check_levels(x, self.num_levels)
     log_weights, means, log_scales = self._components(out, x)
-    log_p = discretized_logistic_log_prob(x[..., None, :], means, log_scales, self.num_levels)
+    log_p = discretized.discretized_logistic_log_prob(x[..., None, :], means, log_scales, self.num_levels)
     return jax.nn.logsumexp(log_weights + log_p, axis=-2)
 
   def sample(self, rng: jax.Array, out: jax.Array) -> jax.Array:
@@ -306,11 +201,11 @@ class DiscretizedLogisticMixture(DiscretizedLogistic):
     component_rng, logistic_rng = jax.random.split(rng)
     k = jax.random.categorical(component_rng, log_weights, axis=-2)[..., None, :]  # [..., 1, C]
     pick = lambda a: jnp.take_along_axis(a, k, axis=-2)[..., 0, :]
-    return _sample_discretized_logistic(logistic_rng, pick(means), pick(log_scales), self.num_levels)
+    return discretized.sample_discretized_logistic(logistic_rng, pick(means), pick(log_scales), self.num_levels)
 
   def mean(self, out: jax.Array) -> jax.Array:
     log_weights, means, log_scales = self._components(out)
-    return _expected_level(means, log_scales, jnp.exp(log_weights), self.num_levels)
+    return discretized.expected_level(means, log_scales, jnp.exp(log_weights), self.num_levels)
 
 
 def make_likelihood(name: str, is_image: bool, num_levels: int | None, **options) -> Likelihood:
