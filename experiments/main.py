@@ -12,7 +12,7 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from gen_jax.train.loop import train_and_evaluate
+from gen_jax.drivers.loop import train_and_evaluate
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file (optionally PATH:VARIANT).",
                                           lock_config=True)

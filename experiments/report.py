@@ -38,7 +38,7 @@ def gan_mixture_row(workdir: str, config: dict, seed: int = 0) -> tuple[str, tup
   (a panel title "variant: modes / K modes", the [2500, 2] samples measured))."""
   import jax  # pylint: disable=import-outside-toplevel
   from gen_jax.models.gan import toy2d_mode_coverage  # pylint: disable=import-outside-toplevel
-  from gen_jax.run import load_run  # pylint: disable=import-outside-toplevel
+  from gen_jax.drivers.run import load_run  # pylint: disable=import-outside-toplevel
   run = load_run(workdir)
   samples = run.task.sample(run.all_params, jax.random.key(seed), NUM_MODE_SAMPLES)
   density = config["data"]["name"].split("/", 1)[1]

@@ -1,5 +1,5 @@
 """gen_jax: deep generative models in JAX."""
 
-from gen_jax.run import Run, load_run
+from gen_jax.drivers.run import Run, load_run
 
 __all__ = ["Run", "load_run"]

@@ -39,8 +39,8 @@ from sklearn.mixture import GaussianMixture
 from experiments.configs import classifier_digits
 from gen_jax.data import load_dataset, uniform_dequantize
 from gen_jax.eval import features, frechet, kernel_distance, resize, sample_quality, statistics
-from gen_jax.eval.domain_features import load_domain_classifier
-from gen_jax.train.loop import train_and_evaluate
+from gen_jax.drivers.scoring import load_domain_classifier
+from gen_jax.drivers.loop import train_and_evaluate
 from gen_jax.visualize import image_grid"""),
     ("md", "## 1. Features\nThe real data: scikit-learn's 8x8 handwritten digits, 17 grey levels (uint8 0..16)."),
     ("code", """train = load_dataset("digits", "train")

@@ -62,7 +62,7 @@ axes[2].scatter(*np.asarray(samples).T, s=1, alpha=0.3); axes[2].set_title("flow
 for ax in axes: ax.set_xlim(-lim, lim); ax.set_ylim(-lim, lim); ax.set_aspect("equal")"""),
     ("md", "## 2. A Glow run on the digits, loaded with `load_run`\nA real run writes metrics, samples and checkpoints into its workdir; here a short one (use `experiments/configs/glow_digits.py` for the full run)."),
     ("code", """from experiments.configs import quickstart
-from gen_jax.train.loop import train_and_evaluate
+from gen_jax.drivers.loop import train_and_evaluate
 
 workdir = tempfile.mkdtemp()
 config = quickstart.get_config()

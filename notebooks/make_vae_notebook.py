@@ -46,7 +46,7 @@ from gen_jax.data import load_dataset
 from gen_jax.data.levels import bits_per_dim
 from gen_jax import latent_space
 from gen_jax.models.vae import VAE
-from gen_jax.train.loop import train_and_evaluate"""),
+from gen_jax.drivers.loop import train_and_evaluate"""),
     ("md", """## 1. A conv VAE trained by the training loop
 The `:cpu` config of `experiments/configs/vae_digits.py`: conv encoder and decoder (32, 64 channels),
 16 latent dimensions and a discretized-logistic decoder, a probability mass on the 17 levels, so the

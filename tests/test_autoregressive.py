@@ -267,8 +267,8 @@ def _every(config, n):
 def test_pixelcnn_task_trains_on_digits_and_scores_exactly(tmp_path):
   import gen_jax
   from experiments.configs import pixelcnn_digits
-  from gen_jax.eval import likelihood
-  from gen_jax.train import loop
+  from gen_jax.drivers import scoring
+  from gen_jax.drivers import loop
   from gen_jax.train.metrics_log import read_metrics
 
   config = pixelcnn_digits.get_config("cpu")
@@ -280,10 +280,10 @@ def test_pixelcnn_task_trains_on_digits_and_scores_exactly(tmp_path):
   assert evals[-1]["eval/bpd"] < 0.8 * math.log2(17) and evals[-1]["eval/bpd"] < evals[0]["eval/bpd"]
   assert (tmp_path / "samples" / "step_60.png").exists()
   run = gen_jax.load_run(str(tmp_path))
-  report = likelihood.run_likelihood(run, "exact", num_examples=50)
+  report = scoring.run_likelihood(run, "exact", num_examples=50)
   assert report.bits_per_dim is not None and 0 < report.bits_per_dim < math.log2(17)
   # Exact: no noise, so two seeds agree to the last digit.
-  again = likelihood.run_likelihood(run, "exact", num_examples=50, seed=1)
+  again = scoring.run_likelihood(run, "exact", num_examples=50, seed=1)
   assert again.nll_nats == report.nll_nats
   samples = run.task.sample(run.all_params, jax.random.key(0), 4)
   assert samples.shape == (4, 8, 8, 1) and samples.dtype == np.uint8 and int(samples.max()) <= 16
@@ -293,7 +293,7 @@ def test_pixelcnn_task_trains_on_digits_and_scores_exactly(tmp_path):
 def test_made_task_trains_on_eight_gaussians(tmp_path):
   from experiments.configs import made_toy2d
   from gen_jax.data import load_dataset, toy2d
-  from gen_jax.train import loop
+  from gen_jax.drivers import loop
   from gen_jax.train.metrics_log import read_metrics
 
   config = made_toy2d.get_config("eight_gaussians,cpu")

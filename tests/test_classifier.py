@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 
 from gen_jax.data import Dataset, DataSpec, load_dataset
-from gen_jax.eval.domain_features import load_domain_classifier
+from gen_jax.drivers.scoring import load_domain_classifier
 from gen_jax.eval.features import extract_features
 from gen_jax.eval.sample_quality import sample_quality
 from gen_jax.models.classifier import Classifier, images_to_classifier_input
 from gen_jax.models.classifier_task import classifier_task, random_shift
-from gen_jax.train import loop
+from gen_jax.drivers import loop
 from gen_jax.train.metrics_log import read_metrics
 from experiments.configs import classifier_digits, classifier_mnist
 from tests.test_train_loop import tiny_toy_config

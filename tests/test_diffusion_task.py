@@ -11,11 +11,13 @@ import pytest
 
 import gen_jax
 from experiments.configs import ddpm_digits, ddpm_mnist, diffusion_toy2d, vdm_digits, vdm_mnist
+from gen_jax.cli import likelihood as likelihood_cli
+from gen_jax.drivers import scoring
 from gen_jax.eval import likelihood
 from gen_jax.models.diffusion import schedules
 from gen_jax.models.diffusion.diffusion import GaussianDiffusion
 from gen_jax.nn import TimeConditionedMLP
-from gen_jax.train import loop
+from gen_jax.drivers import loop
 
 
 def read_metrics(workdir):
@@ -66,10 +68,10 @@ def test_a_tiny_digits_run_trains_writes_figures_and_reports_likelihoods(tmp_pat
     gen_jax.load_run(str(tmp_path), overrides={"sampler.num_stepz": 2})
   # The stratified bound over 20 times per example estimates the same ELBO as the logged one-draw
   # estimate: equal within a few standard errors over the 297 test digits.
-  elbo = likelihood.run_likelihood(run, "elbo", num_step_samples=20)
+  elbo = scoring.run_likelihood(run, "elbo", num_step_samples=20)
   assert elbo.num_examples == 297
   assert abs(elbo.bits_per_dim - last["eval/bpd"]) < 0.1 * last["eval/bpd"]
-  flow = likelihood.run_likelihood(run, "probability_flow", num_examples=8, batch_size=8, method="rk4",
+  flow = scoring.run_likelihood(run, "probability_flow", num_examples=8, batch_size=8, method="rk4",
                                    num_steps=2)
   assert np.isfinite(flow.nll_nats) and flow.bits_per_dim > 0
 
@@ -81,19 +83,19 @@ def test_probability_flow_on_vectors_uses_the_exact_divergence(tmp_path):
   config.eval.num_samples = 100
   loop.train_and_evaluate(config, str(tmp_path))
   run = gen_jax.load_run(str(tmp_path))
-  exact = likelihood.run_likelihood(run, "probability_flow", num_examples=200, divergence="exact")
-  hutchinson = likelihood.run_likelihood(run, "probability_flow", num_examples=200, divergence="hutchinson")
+  exact = scoring.run_likelihood(run, "probability_flow", num_examples=200, divergence="exact")
+  hutchinson = scoring.run_likelihood(run, "probability_flow", num_examples=200, divergence="hutchinson")
   assert exact.bits_per_dim is None and np.isfinite(exact.nll_nats)
   # Hutchinson's estimate is unbiased: its mean over 200 examples is within a few s.e. of the exact one.
   assert abs(hutchinson.nll_nats - exact.nll_nats) < 4 * hutchinson.nll_stderr + 0.05
 
 
 def test_likelihood_cli_passes_estimator_options():
-  assert likelihood.parse_options(["divergence=exact", "rtol=1e-5", "num_step_samples=100"]) == {
+  assert likelihood_cli.parse_options(["divergence=exact", "rtol=1e-5", "num_step_samples=100"]) == {
       "divergence": "exact", "rtol": 1e-5, "num_step_samples": 100}
-  assert likelihood.parse_options(["sampler.eta=0.0"]) == {"sampler.eta": 0.0}
+  assert likelihood_cli.parse_options(["sampler.eta=0.0"]) == {"sampler.eta": 0.0}
   with pytest.raises(ValueError, match="NAME=VALUE"):
-    likelihood.parse_options(["rtol"])
+    likelihood_cli.parse_options(["rtol"])
 
 
 def test_learned_schedule_shape_follows_the_variance_and_the_rest_the_bound():

@@ -19,7 +19,7 @@ from gen_jax.eval.outlier import auroc, digits_ood_sets, mnist_to_digits, noise_
 from gen_jax.models import ebm
 from gen_jax.models.ebm.outlier import gradient_norm_score
 from gen_jax.models.ebm.task import ebm_model, ebm_task
-from gen_jax.train import loop
+from gen_jax.drivers import loop
 from gen_jax.train.metrics_log import read_metrics
 
 TOY = DataSpec(name="toy2d/eight_gaussians", event_shape=(2,), num_levels=None, kind="vector")

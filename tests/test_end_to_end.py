@@ -8,7 +8,8 @@ import pytest
 
 import gen_jax
 from gen_jax.data import load_dataset, toy2d
-from gen_jax.train import loop, sharding
+from gen_jax.drivers import loop
+from gen_jax.train import sharding
 from gen_jax.train.metrics_log import read_metrics
 from experiments.configs import glow_mnist, nsf_toy2d, quickstart, realnvp_digits, nsf_digits
 

@@ -4,10 +4,10 @@ import pytest
 
 from gen_jax.data import mnist_split
 from gen_jax.eval import features as features_lib
-from gen_jax.eval import fid as fid_cli
+from gen_jax.cli import fid as fid_cli
 from gen_jax.eval import frechet
 from gen_jax.eval import image_folder
-from gen_jax.eval import metrics as metrics_cli
+from gen_jax.cli import metrics as metrics_cli
 from gen_jax.eval import sample_quality
 from gen_jax.eval import statistics
 from tests.reference import reference_file

@@ -14,7 +14,7 @@ from experiments.configs import gan_digits, gan_mnist, gan_toy2d
 from gen_jax.data.spec import DataSpec
 from gen_jax.models.gan import losses
 from gen_jax.models.gan.task import gan_model, gan_task
-from gen_jax.train import loop
+from gen_jax.drivers import loop
 from tests.conftest import REPO
 from tests.conftest import run_python
 
@@ -126,7 +126,7 @@ def test_four_fake_devices_equal_one_device(tmp_path):
 import sys, json, jax, numpy as np
 sys.path.insert(0, {REPO!r})
 from tests.test_gan_task import tiny_toy_config
-from gen_jax.train import loop
+from gen_jax.drivers import loop
 assert jax.device_count() == 4, jax.devices()
 out = {{}}
 for n in (1, 4):

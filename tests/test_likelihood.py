@@ -10,8 +10,10 @@ import pytest
 from scipy import stats
 
 import gen_jax
+from gen_jax.cli import likelihood as likelihood_cli
+from gen_jax.drivers import scoring
 from gen_jax.eval import likelihood
-from gen_jax.train import loop
+from gen_jax.drivers import loop
 from tests.test_train_loop import tiny_toy_config
 
 
@@ -48,8 +50,8 @@ def test_a_flow_run_scores_its_test_split_as_its_own_evaluation(tmp_path, capsys
   with open(os.path.join(tmp_path, "metrics.jsonl")) as f:
     logged = [json.loads(line) for line in f if "eval/nll" in line][-1]["eval/nll"]
   run = gen_jax.load_run(str(tmp_path))
-  report = likelihood.run_likelihood(run, "exact", batch_size=300)
+  report = scoring.run_likelihood(run, "exact", batch_size=300)
   assert report.nll_nats == pytest.approx(logged, rel=1e-5)  # 2-D data: exact, no noise
   assert report.num_examples == len(gen_jax.data.load_dataset(config.data.name, "test"))
-  assert likelihood.main(["--workdir", str(tmp_path)]) == 0
+  assert likelihood_cli.main(["--workdir", str(tmp_path)]) == 0
   assert f"| exact | {report.nll_nats:.4f}" in capsys.readouterr().out

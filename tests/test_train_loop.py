@@ -14,7 +14,8 @@ import pytest
 import gen_jax
 from gen_jax import models
 from gen_jax.data import Dataset, DataSpec
-from gen_jax.train import loop, sharding
+from gen_jax.drivers import loop
+from gen_jax.train import sharding
 from gen_jax.train.metrics_log import read_metrics
 from gen_jax.train.task import Task
 from experiments.configs import realnvp_toy2d
@@ -45,7 +46,7 @@ def test_four_fake_devices_equal_one_device(tmp_path):
 import sys, json, jax, numpy as np
 sys.path.insert(0, {REPO!r})
 from tests.test_train_loop import tiny_toy_config
-from gen_jax.train import loop
+from gen_jax.drivers import loop
 assert jax.device_count() == 4, jax.devices()
 out = {{}}
 for n in (1, 4):

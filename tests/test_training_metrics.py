@@ -10,13 +10,13 @@ import gen_jax
 from experiments.configs import classifier_digits, realnvp_digits
 from gen_jax.data import load_dataset
 from gen_jax.eval import image_folder
-from gen_jax.eval import likelihood
-from gen_jax.eval import metrics as metrics_cli
+from gen_jax.drivers import scoring
+from gen_jax.cli import metrics as metrics_cli
 from gen_jax.eval import sample_quality
-from gen_jax.eval import score_run
+from gen_jax.cli import score_run
 from gen_jax.eval import training_metrics
-from gen_jax.eval.domain_features import load_domain_classifier
-from gen_jax.train import loop
+from gen_jax.drivers.scoring import load_domain_classifier
+from gen_jax.drivers import loop
 from tests.test_train_loop import tiny_toy_config
 
 
@@ -55,14 +55,15 @@ def test_a_flow_run_logs_sample_metrics_that_load_run_reproduces(tmp_path, class
   assert 0 <= logged[-1]["sample/precision"] <= 1 and logged[-1]["sample/fid"] > 0
 
   run = gen_jax.load_run(workdir)
-  score = training_metrics.make_sample_metrics(run.config.eval, run.spec, load_dataset("digits", "test").data,
+  network, convert = scoring.feature_network_for(run.config.eval.feature_network, run.spec)
+  score = training_metrics.make_sample_metrics(run.config.eval, network, convert, load_dataset("digits", "test").data,
                                                jax.jit(run.task.sample, static_argnums=2))
   again = score(run.all_params, jax.random.fold_in(jax.random.fold_in(jax.random.key(config.seed), 5), 40))
   for name in expected - {"sample/seconds"}:
     assert again[name] == pytest.approx(logged[-1][name], rel=1e-4, abs=1e-6), name
 
   # The likelihood module's bits/dim of the same run: its own estimator, other dequantization noise.
-  report = likelihood.run_likelihood(run, "exact")
+  report = scoring.run_likelihood(run, "exact")
   eval_bpd = [m for m in read_metrics(workdir) if "eval/bpd" in m][-1]["eval/bpd"]
   assert report.bits_per_dim == pytest.approx(eval_bpd, rel=5e-3) and report.num_examples == 297
 
@@ -109,7 +110,7 @@ def test_bad_sample_metric_configs_are_errors():
     training_metrics.check_config(config.eval, 5)
   digits = load_dataset("digits", "test").spec
   with pytest.raises(ValueError, match="'identity' is for vector data"):
-    training_metrics.feature_network_for("identity", digits)
+    scoring.feature_network_for("identity", digits)
 
 
 def test_metrics_cli_with_the_domain_classifier_reads_8bit_folders(tmp_path, classifier_dir, capsys):

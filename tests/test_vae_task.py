@@ -11,10 +11,10 @@ import pytest
 import gen_jax
 from experiments.configs import vae_digits, vae_mnist
 from gen_jax.data import load_dataset
-from gen_jax.eval import likelihood
+from gen_jax.drivers import scoring
 from gen_jax.models.vae.task import binarize, vae_task
 from gen_jax.models.vae.vae import VAE
-from gen_jax.train import loop
+from gen_jax.drivers import loop
 
 
 def read_metrics(workdir):
@@ -58,9 +58,9 @@ def test_a_digits_run_trains_warms_up_the_kl_and_writes_its_figures(tmp_path):
     assert os.path.exists(tmp_path / "samples" / name), name
 
   run = gen_jax.load_run(str(tmp_path))
-  elbo = likelihood.run_likelihood(run, "elbo")
+  elbo = scoring.run_likelihood(run, "elbo")
   assert elbo.num_examples == 297 and elbo.bits_per_dim == pytest.approx(last["eval/bpd"], rel=2e-2)
-  iwae = likelihood.run_likelihood(run, "iwae", k=64, chunk_size=16)
+  iwae = scoring.run_likelihood(run, "iwae", k=64, chunk_size=16)
   assert iwae.nll_nats < elbo.nll_nats  # the k=64 bound is tighter on average over 297 examples
   samples = run.task.sample(run.all_params, jax.random.key(0), 5)
   assert samples.shape == (5, 8, 8, 1) and samples.dtype == jnp.uint8 and int(samples.max()) <= 16
@@ -103,5 +103,5 @@ def test_the_hierarchical_vae_trains_through_the_same_task(tmp_path):
   last = [m for m in read_metrics(str(tmp_path)) if "eval/bpd" in m][-1]
   assert last["eval/kl_layer_00"] + last["eval/kl_layer_01"] == pytest.approx(last["eval/kl"], rel=1e-5)
   run = gen_jax.load_run(str(tmp_path))
-  iwae = likelihood.run_likelihood(run, "iwae", k=8, num_examples=40)
+  iwae = scoring.run_likelihood(run, "iwae", k=8, num_examples=40)
   assert iwae.num_examples == 40 and np.isfinite(iwae.bits_per_dim)

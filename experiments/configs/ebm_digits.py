@@ -4,7 +4,7 @@ chains (Du & Mordatch 2019: replay buffer, 5% resets, energy L2, spectral norm).
 
 Langevin here is "cold" as in the paper (step 10 on the gradient, noise 0.005: temperature
 0.005^2 / 20 ~ 1e-6), the usual practice for image EBMs; test bits/dim come from the AIS estimate of
-log Z (`python -m gen_jax.models.ebm.report --workdir ...`), which samples exp(-E) itself.
+log Z (`python -m gen_jax.cli.ebm_report --workdir ...`), which samples exp(-E) itself.
 
 `t1`: Langevin at temperature 1 (noise sqrt(2 step): step 1e-3, noise 0.0447), the proper sampler of
 exp(-E), so the trained energy is the density that AIS normalises; the energy L2 drops to 1e-3 (at 1.0

@@ -4,7 +4,7 @@ persistent Langevin chains (Du & Mordatch 2019), the digits recipe (`ebm_digits.
 
 Accelerator defaults: channels (64, 128), 60 cold Langevin steps (step 10, noise 0.005), batch 64, 50k
 steps. :cpu: channels (16, 32), 20 unrolled steps, batch 32, 600 steps (10 min on 2 busy cores).
-Test bits/dim: `python -m gen_jax.models.ebm.report --workdir ...` (AIS estimate of log Z).
+Test bits/dim: `python -m gen_jax.cli.ebm_report --workdir ...` (AIS estimate of log Z).
 """
 from experiments.configs.base import mnist_config
 from experiments.configs.ebm_digits import image_ebm_config

@@ -20,7 +20,6 @@ import jax
 import numpy as np
 
 from gen_jax.eval import features as features_lib
-from gen_jax.eval import image_folder
 from gen_jax.eval import sample_quality
 
 FEATURE_NETWORKS = ("classifier:RUN_DIR", "inception", "identity")
@@ -43,31 +42,12 @@ def check_config(eval_config, steps_per_call):
     raise ValueError(f"unknown eval.feature_network '{name}': expected one of {FEATURE_NETWORKS}")
 
 
-def _identity_network(spec):
+def identity_network(spec):
+  """Vector data: the samples themselves are the features."""
   if spec.kind != "vector":
     raise ValueError(f"feature_network 'identity' is for vector data; {spec.name} holds images")
   apply = lambda x: {"features": np.asarray(x, np.float32)}
   return features_lib.FeatureNetwork("identity", apply, ("features",))
-
-
-def feature_network_for(name, spec):
-  """(FeatureNetwork, convert) where convert maps the task's samples to the network's input."""
-  if name == "identity":
-    return _identity_network(spec), lambda x: x
-  if name.startswith("classifier:"):
-    from gen_jax.eval import domain_features  # pylint: disable=import-outside-toplevel
-    classifier = domain_features.load_domain_classifier(name.split(":", 1)[1])
-    if classifier.spec.event_shape != spec.event_shape or classifier.spec.num_levels != spec.num_levels:
-      raise ValueError(f"the classifier at {name} was trained on {classifier.spec.name} "
-                       f"{classifier.spec.event_shape}, {classifier.spec.num_levels} levels; the run's data is "
-                       f"{spec.name} {spec.event_shape}, {spec.num_levels} levels")
-    return classifier.feature_network(), lambda x: x
-  if name == "inception":
-    network = features_lib.inception_network()
-    if spec.num_levels == 256:
-      return network, lambda x: x
-    return network, lambda x: image_folder.levels_to_8bit(x, spec.num_levels)
-  raise ValueError(f"unknown feature network '{name}': expected one of {FEATURE_NETWORKS}")
 
 
 def draw_samples(sample_fn, params, key, num, chunk):
@@ -76,9 +56,11 @@ def draw_samples(sample_fn, params, key, num, chunk):
                          for i in range(-(-num // chunk))])[:num]
 
 
-def make_sample_metrics(eval_config, spec, test_data, sample_fn):
+def make_sample_metrics(eval_config, network, convert, test_data, sample_fn):
   """Returns `score(params, key) -> {"sample/<metric>": value}`, or None when the config has none.
 
+  `network` is the feature network named by `eval_config.feature_network` and `convert` maps the
+  task's samples to its input (`gen_jax.drivers.scoring.feature_network_for` builds both);
   `sample_fn(params, key, num)` is the task's (jitted) sampler; samples are drawn in chunks of
   `eval_config.num_samples` (the grid size, so its compilation is shared) until M are drawn.
   """
@@ -87,7 +69,6 @@ def make_sample_metrics(eval_config, spec, test_data, sample_fn):
     return None
   if sample_fn is None:
     raise ValueError("eval.sample_metrics needs a model that samples; this task has no sampler")
-  network, convert = feature_network_for(eval_config.feature_network, spec)
   real = features_lib.extract_features(network, convert(np.asarray(test_data)),
                                        batch_size=eval_config.feature_batch_size,
                                        outputs=sample_quality.needed_outputs(metrics, for_real=True)) \

@@ -9,7 +9,7 @@
   ais            annealed importance sampling of log Z with its spread across chains (MALA transitions)
   outlier        energy and |grad_x E| outlier scores
   task           ebm_task / build_ebm_task / ebm_model: the family on the training loop
-  report         python -m gen_jax.models.ebm.report: grid NLL / AIS bits/dim, samples, OOD AUROCs
+  (the report, python -m gen_jax.cli.ebm_report: grid NLL / AIS bits/dim, samples, OOD AUROCs)
 """
 from gen_jax.models.ebm.ais import AISResult, ais_log_normalizer, mala_step, sigmoid_schedule
 from gen_jax.models.ebm.energy_nets import ConvEnergy, EnergyResidualBlock, MLPEnergy

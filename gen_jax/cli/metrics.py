@@ -1,6 +1,6 @@
 """Every sample-quality metric between two folders of images, from the command line.
 
-  python -m gen_jax.eval.metrics REAL_FOLDER FAKE_FOLDER [--metrics fid,kid,prdc,sfid,is]
+  python -m gen_jax.cli.metrics REAL_FOLDER FAKE_FOLDER [--metrics fid,kid,prdc,sfid,is]
       [--weights FILE] [--resize MODE] [--batch-size N] [--classifier RUN_DIR] [--nearest-k K]
       [--kid-subsets S] [--kid-subset-size M] [--is-splits S] [--seed SEED]
 
@@ -14,8 +14,9 @@ ImageNet features do not; its folders hold 8-bit images of that dataset (levels 
 import argparse
 import sys
 
+from gen_jax.cli import fid
+from gen_jax.drivers import scoring
 from gen_jax.eval import features
-from gen_jax.eval import fid
 from gen_jax.eval import image_folder
 from gen_jax.eval import sample_quality
 
@@ -23,14 +24,13 @@ from gen_jax.eval import sample_quality
 def feature_network(weights=None, resize="clean", classifier=None):
   """The Inception network, or the domain classifier of a gen_jax run directory (and its data spec)."""
   if classifier is not None:
-    from gen_jax.eval import domain_features  # pylint: disable=import-outside-toplevel
-    loaded = domain_features.load_domain_classifier(classifier)
+    loaded = scoring.load_domain_classifier(classifier)
     return loaded.feature_network(), loaded.spec
   return features.inception_network(weights, resize), None
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(prog="python -m gen_jax.eval.metrics", description=__doc__.split("\n")[0])
+  parser = argparse.ArgumentParser(prog="python -m gen_jax.cli.metrics", description=__doc__.split("\n")[0])
   parser.add_argument("real", help="folder of real images")
   parser.add_argument("fake", help="folder of generated images")
   parser.add_argument("--metrics", default="fid,kid,prdc", help=f"comma-separated, from {sample_quality.METRICS}")

@@ -1,7 +1,7 @@
 """Honest numbers for a trained EBM run: normalised test NLL, samples, and outlier-detection AUROCs.
 
-  python -m gen_jax.models.ebm.report --workdir runs/ebm_toy2d_eight_gaussians --figure docs/figures/ebm_toy2d.png
-  python -m gen_jax.models.ebm.report --workdir runs/ebm_digits --flow runs/realnvp_digits \
+  python -m gen_jax.cli.ebm_report --workdir runs/ebm_toy2d_eight_gaussians --figure docs/figures/ebm_toy2d.png
+  python -m gen_jax.cli.ebm_report --workdir runs/ebm_digits --flow runs/realnvp_digits \
       --figure docs/figures/ebm_digits_samples.png [--ais_distributions 1000 --ais_chains 64]
 
 2-D data: log Z on the box by the grid (`grid.py`, with its Richardson error), the test NLL (nats,
@@ -29,11 +29,11 @@ import numpy as np
 
 from gen_jax import visualize
 from gen_jax.data import bits_per_dim, discrete_log_likelihood, load_dataset, toy2d, uniform_dequantize
+from gen_jax.data.levels import unit_to_levels
+from gen_jax.drivers.run import load_run
 from gen_jax.eval.outlier import auroc, digits_ood_sets, noise_and_inverted_sets
 from gen_jax.models.ebm import ais, grid
 from gen_jax.models.ebm.outlier import energy_score, gradient_norm_score
-from gen_jax.data.levels import unit_to_levels
-from gen_jax.run import load_run
 
 
 def _batched(fn, x, batch=500):

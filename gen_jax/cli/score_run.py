@@ -1,9 +1,9 @@
 """Scores a finished run: test likelihood and sample quality, one markdown row (the README's tables).
 
-  python -m gen_jax.eval.score_run --workdir runs/glow_digits \
+  python -m gen_jax.cli.score_run --workdir runs/glow_digits \
       --feature-network classifier:runs/classifier_digits [--metrics fid,kid,prdc,is] [--num-samples 1000]
-  python -m gen_jax.eval.score_run --data digits --feature-network classifier:runs/classifier_digits
-  python -m gen_jax.eval.score_run --workdir runs/ddpm_digits --feature-network classifier:runs/classifier_digits \
+  python -m gen_jax.cli.score_run --data digits --feature-network classifier:runs/classifier_digits
+  python -m gen_jax.cli.score_run --workdir runs/ddpm_digits --feature-network classifier:runs/classifier_digits \
       --estimator none --set sampler.num_steps=50 --set sampler.eta=0.0      (DDIM-50 samples)
 
 `--data NAME` scores real training images in place of samples: the floor a perfect model would reach
@@ -15,14 +15,16 @@ import sys
 
 import jax
 
+from gen_jax.cli.likelihood import parse_options
 from gen_jax.data import load_dataset
-from gen_jax.eval import likelihood
+from gen_jax.drivers import scoring
+from gen_jax.drivers.run import load_run
 from gen_jax.eval import sample_quality
 from gen_jax.eval import training_metrics
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(prog="python -m gen_jax.eval.score_run", description=__doc__.split("\n")[0])
+  parser = argparse.ArgumentParser(prog="python -m gen_jax.cli.score_run", description=__doc__.split("\n")[0])
   source = parser.add_mutually_exclusive_group(required=True)
   source.add_argument("--workdir", help="a gen_jax run directory")
   source.add_argument("--data", help="a dataset name: score its training images as if they were samples")
@@ -30,7 +32,7 @@ def main(argv=None):
   parser.add_argument("--metrics", default="fid,kid,prdc,is")
   parser.add_argument("--num-samples", type=int, default=1000)
   parser.add_argument("--estimator", default="exact",
-                      help="likelihood estimator (see gen_jax.eval.likelihood), or 'none' to skip it")
+                      help="likelihood estimator (see gen_jax.eval.likelihood.ESTIMATORS), or 'none' to skip it")
   parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                       help="override a config field of the run before sampling, e.g. sampler.num_steps=50 "
                            "sampler.eta=0.0 (a diffusion model's sampler); repeatable")
@@ -40,13 +42,12 @@ def main(argv=None):
   metrics = sample_quality.check_metric_names([m for m in args.metrics.split(",") if m])
 
   if args.workdir:
-    from gen_jax.run import load_run  # pylint: disable=import-outside-toplevel
-    overrides = likelihood.parse_options(args.set)
+    overrides = parse_options(args.set)
     run = load_run(args.workdir, overrides=overrides)
     spec = run.spec
     name = " ".join([args.workdir] + args.set)
     test = load_dataset(run.config.data.name, "test", run.config.data.data_dir)
-    report = None if args.estimator == "none" else likelihood.run_likelihood(run, args.estimator, seed=args.seed)
+    report = None if args.estimator == "none" else scoring.run_likelihood(run, args.estimator, seed=args.seed)
     sample_fn = jax.jit(run.task.sample, static_argnums=2)
     chunk = min(args.num_samples, 500)
     key = jax.random.fold_in(jax.random.key(args.seed), 5)
@@ -58,7 +59,7 @@ def main(argv=None):
     if len(train) < args.num_samples:
       raise ValueError(f"{args.data} has {len(train)} training images, fewer than --num-samples {args.num_samples}")
     samples = train[:args.num_samples]
-  network, convert = training_metrics.feature_network_for(args.feature_network, spec)
+  network, convert = scoring.feature_network_for(args.feature_network, spec)
   scores = sample_quality.sample_quality(network, convert(test.data), convert(samples), metrics,
                                          batch_size=args.batch_size, kid_subset_size=min(1000, len(test)))
   columns = ["bits/dim" if spec.num_levels else "NLL"] + list(scores)

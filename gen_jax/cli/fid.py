@@ -1,7 +1,7 @@
 """FID between two folders of images or statistics files, from the command line (as pytorch-fid).
 
-  python -m gen_jax.eval.fid PATH1 PATH2 [--weights FILE] [--resize MODE] [--batch-size N]
-  python -m gen_jax.eval.fid --save-stats FOLDER OUT.npz
+  python -m gen_jax.cli.fid PATH1 PATH2 [--weights FILE] [--resize MODE] [--batch-size N]
+  python -m gen_jax.cli.fid --save-stats FOLDER OUT.npz
 
 Each PATH is a folder of images or a statistics `.npz` (`mu`, `sigma`; pytorch-fid's format, so its
 files work here and ours there). Prints `FID: <value>`. Features stream through the network in
@@ -34,7 +34,7 @@ def path_statistics(path, network_factory, batch_size):
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(prog="python -m gen_jax.eval.fid", description=__doc__.split("\n")[0])
+  parser = argparse.ArgumentParser(prog="python -m gen_jax.cli.fid", description=__doc__.split("\n")[0])
   parser.add_argument("path", nargs=2, help="two folders of images or .npz statistics files")
   parser.add_argument("--save-stats", action="store_true",
                       help="compute the statistics of the first path (a folder) and write them to the second (.npz)")

@@ -27,6 +27,7 @@ import tqdm
 from gen_jax import data as data_lib
 from gen_jax import models
 from gen_jax import visualize
+from gen_jax.drivers import scoring
 from gen_jax.eval import training_metrics
 from gen_jax.train import checkpoint
 from gen_jax.train import sharding
@@ -128,8 +129,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, devices=
                         out_shardings=sharding.replicated(mesh))
   sample_fn = None if task.sample is None else jax.jit(task.sample, static_argnums=2)
   stacked_batch_sharding = sharding.batch_sharding(mesh, 1)
-  sample_metrics = training_metrics.make_sample_metrics(config.eval, spec, test_ds.data, sample_fn) \
-      if is_chief else None
+  sample_metrics = None
+  if is_chief and tuple(config.eval.get("sample_metrics", ()) or ()):
+    network, convert = scoring.feature_network_for(config.eval.feature_network, spec)
+    sample_metrics = training_metrics.make_sample_metrics(config.eval, network, convert, test_ds.data, sample_fn)
   metrics_key = jax.random.fold_in(key, 5)  # not from the split above: the other streams stay as they were
 
   step, window, window_start = start, [], time.perf_counter()
