@@ -13,7 +13,6 @@ import gen_jax
 from experiments.configs import ddpm_digits, ddpm_mnist, diffusion_toy2d, vdm_digits, vdm_mnist
 from gen_jax.cli import likelihood as likelihood_cli
 from gen_jax.drivers import scoring
-from gen_jax.eval import likelihood
 from gen_jax.models.diffusion import schedules
 from gen_jax.models.diffusion.diffusion import GaussianDiffusion
 from gen_jax.nn import TimeConditionedMLP
