@@ -123,14 +123,15 @@ class JaxTrainStep(TaskStep):
     task = build_task(jax_config(sizes), jax_spec(sizes))
     x = jax.device_put(x_uint8)
     t0 = time.perf_counter()
-    params = jax.jit(task.init)(jax.random.key(0), x)
-    opt_state = jax.jit(task.init_opt_state)(params)
-    jax.block_until_ready((params, opt_state))
+    params, model_state = jax.jit(task.init)(jax.random.key(0), x)
+    opt_state = jax.jit(task.optimizer.init)(params)
+    jax.block_until_ready((params, model_state, opt_state))
     self.init_s = time.perf_counter() - t0
-    super().__init__(jax, task, params, opt_state, x)
+    super().__init__(jax, task, params, model_state, opt_state, x)
 
   def variables(self):
-    return self.state[0]["model"]
+    from gen_jax.train.task import merge_variables
+    return merge_variables(self.state[0], self.state[1])["model"]
 
 
 # ---------------------------------------------------------------------------------------------

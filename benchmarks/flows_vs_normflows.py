@@ -9,7 +9,7 @@ Models (both sides built to the same shape; differences are printed with the res
      Train steps/s (gen_jax one step per jitted call, and K steps per call with `lax.scan`) and
      sampling samples/s.
   2. Multi-scale Glow on 3x32x32 (L=3 levels, K=8 steps, 256 hidden channels), batch 32
-     (gen_jax `Glow(event_shape=(32, 32, 3), num_levels=3, num_steps=8, hidden_channels=256)`;
+     (gen_jax `Glow(event_shape=(32, 32, 3), num_scales=3, num_steps=8, hidden_channels=256)`;
      normflows `GlowBlock`s in a `MultiscaleFlow`, as in normflows' examples/glow_colab.ipynb).
      Train examples/s.
 
@@ -350,7 +350,7 @@ def bench_glow(args, jax, torch, jax_device, torch_device, sync, timing):
           / 256.0).astype(np.float32)
 
   # gen_jax
-  model = Glow(event_shape=(size, size, channels), num_levels=levels, num_steps=steps,
+  model = Glow(event_shape=(size, size, channels), num_scales=levels, num_steps=steps,
                hidden_channels=hidden)
   x_j = jax.device_put(x_np, jax_device)
   with jax.default_device(jax_device):

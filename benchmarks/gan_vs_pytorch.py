@@ -10,7 +10,7 @@ layers, same batch, reported as ratios gen_jax / torch (> 1: gen_jax faster).
         same fake G(z), one Adam step. Adam(2e-4, betas (0.5, 0.999)) for each player.
      gen_jax: `task = gan_task(gan_model((64, 64, 3), architecture="dcgan", latent_dim=100,
               channels=64, num_levels=256), spec, loss="non_saturating")` (both optimizers are
-              gan_task's defaults, the example's Adam), `task.update(params, opt_state, x_uint8,
+              gan_task's defaults, the example's Adam), `task.update(params, state, opt_state, x_uint8,
               fold_in(key, step), step)` in one `jax.jit` step with params, optimizer state and step
               counter donated (as the training loop's `train_step`); NHWC. gen_jax's D outputs logits
               and its losses are softplus forms: "non_saturating" is D: E softplus(-l_real) +
@@ -128,17 +128,16 @@ class JaxGAN(TaskStep):
     self.model = gan_model((size, size, 3), architecture="dcgan", latent_dim=sizes["latent_dim"],
                            channels=sizes["channels"], num_levels=256)
     spec = DataSpec(name="bench", event_shape=(size, size, 3), num_levels=256, kind="image")
-    task = gan_task(self.model, spec, loss=loss)   # Adam(2e-4, 0.5, 0.999) for each player
+    task = gan_task(self.model, spec, loss=loss)   # gan_task's default: Adam(2e-4, 0.5, 0.999) for each player
     x = jax.device_put(x_uint8)
     t0 = time.perf_counter()
     # "rbg" keys compile the initialisation much faster than threefry on CPU (~4 s vs ~20 s at the
     # --quick size here); the step itself uses threefry keys, as the training loop does.
-    params = jax.jit(task.init)(jax.random.key(0, impl="rbg"), x)
-    opt_state = jax.jit(task.init_opt_state)(params)
-    jax.block_until_ready((params, opt_state))
+    params, model_state = jax.jit(task.init)(jax.random.key(0, impl="rbg"), x)
+    opt_state = jax.jit(task.optimizer.init)(params)
+    jax.block_until_ready((params, model_state, opt_state))
     self.init_s = time.perf_counter() - t0
-    self.variables = params["model"]
-    super().__init__(jax, task, params, opt_state, x)  # as gen_jax.train.step.train_step
+    super().__init__(jax, task, params, model_state, opt_state, x)  # as gen_jax.train.step.train_step
     cost = self.step.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     self.flops_per_step = float(cost.get("flops", float("nan"))) if cost else float("nan")
@@ -152,7 +151,8 @@ class JaxSampler:
 
   def __init__(self, jax, gan, num):
     self.jax = jax
-    self.params = gan.state[0]
+    from gen_jax.train.task import merge_variables
+    self.params = merge_variables(gan.state[0], gan.state[1])
     self.key = jax.random.key(2)
     fn = jax.jit(lambda params, rng: gan.task.sample(params, rng, num))
     t0 = time.perf_counter()

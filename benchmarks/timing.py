@@ -135,28 +135,29 @@ def torch_sides(torch, side_class, label, run, items_per_call, thread_counts):
 
 class TaskStep:
   """A gen_jax Task's update as the training loop's `train_step`: one `jax.jit` step with params,
-  optimizer state and step counter donated, the step's key fold_in(run key, step), compiled ahead of
+  carried state, optimizer state and step counter donated, the step's key fold_in(run key, step), compiled ahead of
   time (`compile_s`); `run(n)` does n steps on the fixed batch `x` and waits for them."""
 
-  def __init__(self, jax, task, params, opt_state, x):
+  def __init__(self, jax, task, params, model_state, opt_state, x):
     import jax.numpy as jnp
 
-    def step(params, opt_state, i, batch, key):
-      params, opt_state, loss, metrics = task.update(params, opt_state, batch, jax.random.fold_in(key, i), i)
-      return params, opt_state, i + 1, loss, metrics
+    def step(params, model_state, opt_state, i, batch, key):
+      params, model_state, opt_state, loss, metrics = task.update(params, model_state, opt_state, batch,
+                                                                  jax.random.fold_in(key, i), i)
+      return params, model_state, opt_state, i + 1, loss, metrics
 
     self.jax, self.task = jax, task
-    self.state = (params, opt_state, jnp.zeros((), jnp.int32))
+    self.state = (params, model_state, opt_state, jnp.zeros((), jnp.int32))
     self.x, self.key = x, jax.random.key(1)
     t0 = time.perf_counter()
-    self.step = jax.jit(step, donate_argnums=(0, 1, 2)).lower(*self.state, x, self.key).compile()
+    self.step = jax.jit(step, donate_argnums=(0, 1, 2, 3)).lower(*self.state, x, self.key).compile()
     self.compile_s = time.perf_counter() - t0
     self.loss = self.metrics = None
 
   def run(self, n):
     for _ in range(n):
-      params, opt_state, i, self.loss, self.metrics = self.step(*self.state, self.x, self.key)
-      self.state = (params, opt_state, i)
+      *self.state, self.loss, self.metrics = self.step(*self.state, self.x, self.key)
+      self.state = tuple(self.state)
     self.jax.block_until_ready((self.state, self.loss))
 
 

@@ -43,7 +43,7 @@ def gan_mixture_row(workdir: str, config: dict, seed: int = 0) -> tuple[str, tup
   samples = run.task.sample(run.all_params, jax.random.key(seed), NUM_MODE_SAMPLES)
   density = config["data"]["name"].split("/", 1)[1]
   coverage = toy2d_mode_coverage(density, samples)
-  variant, modes = config["gan"]["variant"], f"{int(coverage['modes_captured'])} / {len(coverage['mode_counts'])}"
+  variant, modes = config["gan_variant"], f"{int(coverage['modes_captured'])} / {len(coverage['mode_counts'])}"
   return (f"| {config['data']['name']} | gan ({variant}) | {run.step} | {modes} | "
           f"{float(coverage['high_quality_fraction']):.3f} | {float(coverage['kl_to_uniform']):.3f} |",
           (f"{variant}: {modes} modes", np.asarray(samples)))

@@ -38,6 +38,7 @@ import optax
 from gen_jax.data import DataSpec, toy2d
 from gen_jax.models import ebm
 from gen_jax.models.ebm.task import ebm_model, ebm_task
+from gen_jax.train.task import merge_variables
 
 SPEC = DataSpec(name="toy2d/eight_gaussians", event_shape=(2,), num_levels=None, kind="vector")
 DOMAIN = (-5.0, 5.0)  # the model's support: Langevin chains are clipped to it, Z is over it
@@ -54,20 +55,20 @@ Each run is one jitted `lax.scan` over `task.update`."""),
                     noise_scale=0.1, grid_size=256)
   task = ebm_task(model, SPEC, optax.adam(2e-3), chains=chains, buffer_size=10_000)
   data = jax.vmap(lambda k: toy2d.sample("eight_gaussians", k, batch))(jax.random.split(jax.random.key(seed), num_steps))
-  params = task.init(jax.random.key(seed + 1), data[0])
+  params, state = task.init(jax.random.key(seed + 1), data[0])  # state: the replay buffer
 
   @jax.jit
-  def run(params):
+  def run(params, state):
     def body(carry, inputs):
-      params, opt_state = carry
+      params, state, opt_state = carry
       step, batch = inputs
-      params, opt_state, loss, metrics = task.update(params, opt_state, batch, jax.random.fold_in(jax.random.key(seed), step), step)
-      return (params, opt_state), metrics
-    (params, _), metrics = jax.lax.scan(body, (params, task.init_opt_state(params)), (jnp.arange(num_steps), data))
-    return params, metrics
+      params, state, opt_state, loss, metrics = task.update(params, state, opt_state, batch, jax.random.fold_in(jax.random.key(seed), step), step)
+      return (params, state, opt_state), metrics
+    (params, state, _), metrics = jax.lax.scan(body, (params, state, task.optimizer.init(params)), (jnp.arange(num_steps), data))
+    return merge_variables(params, state), metrics
 
   start = time.perf_counter()
-  params, metrics = jax.block_until_ready(run(params))
+  params, metrics = jax.block_until_ready(run(params, state))
   print(f"{chains}: {num_steps} steps in {time.perf_counter() - start:.1f} s (compilation included)")
   return model, task, params, metrics
 

@@ -47,7 +47,8 @@ import optax
 
 from gen_jax.data import load_dataset
 from gen_jax.models.gan import critic_input_gradient_norms, toy2d_mode_coverage
-from gen_jax.models.gan.task import gan_model, gan_task"""),
+from gen_jax.models.gan.task import gan_model, gan_task
+from gen_jax.train.task import merge_variables"""),
     ("md", """## 1. The data and the coverage measures
 `toy2d/grid25`: 25 Gaussians of standard deviation 0.05 on {-4, -2, 0, 2, 4}^2, equal weights (the grid
 of VEEGAN and PacGAN). `toy2d_mode_coverage("grid25", samples)` assigns every sample to its nearest mode;
@@ -96,27 +97,27 @@ def train(loss, spectral_norm=False, b1=0.5, b2=0.999, n_critic=1, gradient_pena
                   generator_optimizer=optax.adam(lr, b1=b1, b2=b2),
                   discriminator_optimizer=optax.adam(lr, b1=b1, b2=b2))
   init_key, key = jax.random.split(jax.random.key(seed))
-  params = task.init(init_key, train_data[:BATCH])
+  params, state = task.init(init_key, train_data[:BATCH])  # state: spectral norm's estimates, if any
 
   @jax.jit
-  def fit(params):
+  def fit(params, state):
     def step(carry, step):
-      params, opt_state = carry
+      params, state, opt_state = carry
       batch_key, update_key = jax.random.split(jax.random.fold_in(key, step))
       batch = train_data[jax.random.randint(batch_key, (BATCH,), 0, train_data.shape[0])]
-      params, opt_state, _, _ = task.update(params, opt_state, batch, update_key, step)
-      return (params, opt_state), None
+      params, state, opt_state, _, _ = task.update(params, state, opt_state, batch, update_key, step)
+      return (params, state, opt_state), None
 
     def stretch(carry, first_step):
       carry, _ = jax.lax.scan(step, carry, first_step + jnp.arange(EVAL_EVERY))
-      return carry, task.sample(carry[0], eval_key, NUM_SAMPLES)
+      return carry, task.sample(merge_variables(carry[0], carry[1]), eval_key, NUM_SAMPLES)
 
     starts = jnp.arange(0, NUM_STEPS, EVAL_EVERY)
-    (params, _), snapshots = jax.lax.scan(stretch, (params, task.init_opt_state(params)), starts)
-    return params, snapshots
+    (params, state, _), snapshots = jax.lax.scan(stretch, (params, state, task.optimizer.init(params)), starts)
+    return merge_variables(params, state), snapshots
 
   start = time.perf_counter()
-  params, snapshots = jax.block_until_ready(fit(params))
+  params, snapshots = jax.block_until_ready(fit(params, state))
   return model, params, np.asarray(snapshots), time.perf_counter() - start
 
 runs = {

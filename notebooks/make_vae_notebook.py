@@ -57,7 +57,7 @@ first 150."""),
 config = vae_digits.get_config("cpu")
 config.train.num_steps = 500
 config.optim.learning_rate = 2e-3
-config.loss.kl_warmup_steps = 150
+config.vae.kl_warmup_steps = 150
 config.train.log_every = config.train.eval_every = config.train.sample_every = config.train.save_every = 500
 with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
   train_and_evaluate(config, workdir)  # (its progress bar silenced)

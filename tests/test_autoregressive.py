@@ -201,7 +201,7 @@ def test_pixelcnn_rejects_bad_input():
   with pytest.raises(ValueError, match="output must be one of"):
     tiny_pixelcnn(output="gaussian")
   with pytest.raises(ValueError, match="num_levels"):
-    autoregressive_task(model, DataSpec("digits", (2, 2, 1), 17, "image"))
+    autoregressive_task(model, DataSpec("digits", (2, 2, 1), 17, "image"), optax.adam(1e-3))
 
 
 # --- MADE density --------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from gen_jax.data import Dataset, DataSpec, load_dataset
@@ -72,15 +73,15 @@ def test_bad_inputs_are_errors_that_say_what_was_expected():
   with pytest.raises(ValueError, match="divisible by 8"):
     Classifier(event_shape=(28, 28, 1), channels=(8, 8, 8, 8)).init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))
   with pytest.raises(ValueError, match="augment_shift must be a non-negative integer"):
-    classifier_task(model, DIGITS, augment_shift=-1)
+    classifier_task(model, DIGITS, optax.adam(1e-3), augment_shift=-1)
 
 
 def test_task_scores_each_example_by_its_label():
   model = Classifier(event_shape=(8, 8, 1), channels=(8,), feature_dim=16)
-  task = classifier_task(model, DIGITS)
+  task = classifier_task(model, DIGITS, optax.adam(1e-3))
   assert task.uses_labels and task.sample is None
   images, labels = _images(DIGITS, 6), np.array([0, 1, 2, 3, 9, 10], np.int32)  # 10: not a class
-  params = task.init(jax.random.key(0), {"data": images, "label": labels})
+  params, _ = task.init(jax.random.key(0), {"data": images, "label": labels})
   metrics = jax.jit(task.evaluate)(params, {"data": images, "label": labels}, jax.random.key(1))
   logits = np.asarray(model.apply(params["model"], images_to_classifier_input(images, DIGITS)), np.float64)
   log_softmax = logits - np.log(np.sum(np.exp(logits - logits.max(1, keepdims=True)), 1, keepdims=True)) \
@@ -104,7 +105,7 @@ def test_random_shift_translates_each_image_within_the_bound():
 
 
 def test_a_labelled_task_on_a_dataset_without_labels_is_an_error():
-  task = classifier_task(Classifier(event_shape=(8, 8, 1)), DIGITS)
+  task = classifier_task(Classifier(event_shape=(8, 8, 1)), DIGITS, optax.adam(1e-3))
   with pytest.raises(ValueError, match="trains on labels, but dataset 'digits' has none"):
     loop.examples(task, Dataset(data=_images(DIGITS, 4), labels=None, spec=DIGITS))
 

@@ -17,6 +17,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from gen_jax.data.spec import DataSpec
@@ -230,8 +231,8 @@ def test_evaluation_of_a_padded_batch_averages_independent_draws():
   x = RNG.multivariate_normal(MEAN, COV, size=8).astype(np.float32)
   padded = jnp.concatenate([jnp.asarray(x), jnp.zeros((56, D), jnp.float32)])  # 8 real of 64
   task = diffusion_task(m, DataSpec(name="gaussian", event_shape=(D,), num_levels=None, kind="vector"),
-                        objective="elbo")
-  params = task.init(jax.random.key(0), jnp.asarray(x))
+                        optax.adam(1e-3), objective="elbo")
+  params, _ = task.init(jax.random.key(0), jnp.asarray(x))
   keys = jax.random.split(jax.random.key(3), 400)
   evaluate = jax.jit(jax.vmap(lambda k: task.evaluate(params, padded, k)["nll"][:8]))
   draws = np.asarray(evaluate(keys), np.float64)                          # [400 keys, 8 examples]

@@ -38,7 +38,7 @@ def test_configs_build_and_know_their_variants():
     assert cpu.train.num_steps < full.train.num_steps and cpu.model.channels < full.model.channels
     assert module.get_config("cpu,metrics").eval.sample_metrics
   assert vdm_digits.get_config().model.schedule == "learned_log_snr"
-  assert vdm_digits.get_config().loss.objective == "elbo"
+  assert vdm_digits.get_config().diffusion.objective == "elbo"
   assert diffusion_toy2d.get_config("checkerboard,cpu").data.name == "toy2d/checkerboard"
 
 
@@ -47,7 +47,7 @@ def test_a_tiny_digits_run_trains_writes_figures_and_reports_likelihoods(tmp_pat
   # The smallest U-Net (one level): the run compiles it in six programs (train, eval, sampler,
   # figures, two estimators), which dominates this test's time on CPU.
   config.model.update(channels=8, num_groups=4, channel_multipliers=(1,), attention_resolutions=())
-  config.sampler.num_steps = 3
+  config.diffusion.sample_steps = 3
   loop.train_and_evaluate(config, str(tmp_path))
   last = [m for m in read_metrics(str(tmp_path)) if "eval/bpd" in m][-1]
   # Reported: the unweighted bound, nll = prior + diffusion - reconstruction, bpd = nll / (D ln 2).
@@ -61,10 +61,10 @@ def test_a_tiny_digits_run_trains_writes_figures_and_reports_likelihoods(tmp_pat
   samples = run.task.sample(run.all_params, jax.random.key(0), 3)
   assert samples.shape == (3, 8, 8, 1) and samples.dtype == jnp.uint8 and int(samples.max()) <= 16
   # DDIM samples from the same checkpoint: the sampler is a config override of the loaded run.
-  ddim = gen_jax.load_run(str(tmp_path), overrides={"sampler.num_steps": 2, "sampler.eta": 0.0})
+  ddim = gen_jax.load_run(str(tmp_path), overrides={"diffusion.sample_steps": 2, "diffusion.sample_eta": 0.0})
   assert ddim.task.sample(ddim.all_params, jax.random.key(0), 3).shape == (3, 8, 8, 1)
   with pytest.raises(KeyError, match="no field"):
-    gen_jax.load_run(str(tmp_path), overrides={"sampler.num_stepz": 2})
+    gen_jax.load_run(str(tmp_path), overrides={"diffusion.sample_stepz": 2})
   # The stratified bound over 20 times per example estimates the same ELBO as the logged one-draw
   # estimate: equal within a few standard errors over the 297 test digits.
   elbo = scoring.run_likelihood(run, "elbo", num_step_samples=20)
@@ -78,7 +78,7 @@ def test_a_tiny_digits_run_trains_writes_figures_and_reports_likelihoods(tmp_pat
 def test_probability_flow_on_vectors_uses_the_exact_divergence(tmp_path):
   config = tiny(diffusion_toy2d.get_config("two_moons,cpu"), num_steps=20)
   config.model.hidden_sizes = (16, 16)
-  config.sampler.num_steps = 10
+  config.diffusion.sample_steps = 10
   config.eval.num_samples = 100
   loop.train_and_evaluate(config, str(tmp_path))
   run = gen_jax.load_run(str(tmp_path))
@@ -92,7 +92,7 @@ def test_probability_flow_on_vectors_uses_the_exact_divergence(tmp_path):
 def test_likelihood_cli_passes_estimator_options():
   assert likelihood_cli.parse_options(["divergence=exact", "rtol=1e-5", "num_step_samples=100"]) == {
       "divergence": "exact", "rtol": 1e-5, "num_step_samples": 100}
-  assert likelihood_cli.parse_options(["sampler.eta=0.0"]) == {"sampler.eta": 0.0}
+  assert likelihood_cli.parse_options(["diffusion.sample_eta=0.0"]) == {"diffusion.sample_eta": 0.0}
   with pytest.raises(ValueError, match="NAME=VALUE"):
     likelihood_cli.parse_options(["rtol"])
 

@@ -35,10 +35,10 @@ MODELS = {
     "realnvp_vector": (RealNVP(event_shape=(3,), num_couplings=3, hidden=8), _normal),
     "realnvp_image": (RealNVP(event_shape=IMG, num_scales=2, num_couplings_per_scale=1, hidden=4,
                               depth=1), _unit),
-    "glow": (Glow(event_shape=IMG, num_levels=2, num_steps=1, hidden_channels=4), _unit),
+    "glow": (Glow(event_shape=IMG, num_scales=2, num_steps=1, hidden_channels=4), _unit),
     "nsf_vector": (NeuralSplineFlow(event_shape=(3,), num_layers=2, num_bins=4, bound=2.0,
                                     hidden=8), _normal),
-    "nsf_image": (NeuralSplineFlow(event_shape=IMG, num_levels=2, num_layers=1, num_bins=3,
+    "nsf_image": (NeuralSplineFlow(event_shape=IMG, num_scales=2, num_layers=1, num_bins=3,
                                    hidden=4, depth=0), _unit),
     "maf": (MAF(event_shape=(3,), num_layers=2, hidden_sizes=(8,)), _normal),
 }
@@ -167,10 +167,10 @@ def test_log_prob_is_jit_vmap_grad_transformable(name):
   assert sum(float(jnp.sum(jnp.abs(g))) for g in leaves) > 0
 
 
-@pytest.mark.parametrize("event_shape,num_levels", [((8, 8, 1), 3), ((28, 28, 1), 2)],
+@pytest.mark.parametrize("event_shape,num_scales", [((8, 8, 1), 3), ((28, 28, 1), 2)],
                          ids=["digits_8x8_L3", "mnist_28x28_L2"])
-def test_glow_on_dataset_shapes(event_shape, num_levels):
-  model = Glow(event_shape=event_shape, num_levels=num_levels, num_steps=1, hidden_channels=4)
+def test_glow_on_dataset_shapes(event_shape, num_scales):
+  model = Glow(event_shape=event_shape, num_scales=num_scales, num_steps=1, hidden_channels=4)
   x = _unit(np.random.default_rng(0), (2,) + event_shape)
   variables = perturb(jax.jit(model.init)(key(0), x), seed=1)
 
@@ -190,11 +190,11 @@ def test_glow_on_dataset_shapes(event_shape, num_levels):
 
 def test_too_many_levels_names_the_maximum():
   with pytest.raises(ValueError, match="at most 2"):
-    Glow(event_shape=(28, 28, 1), num_levels=3)
+    Glow(event_shape=(28, 28, 1), num_scales=3)
   with pytest.raises(ValueError, match="at most 3"):
-    Glow(event_shape=(8, 8, 1), num_levels=4)
+    Glow(event_shape=(8, 8, 1), num_scales=4)
   with pytest.raises(ValueError, match="at most 0"):
-    NeuralSplineFlow(event_shape=(7, 8, 1), num_levels=1)
+    NeuralSplineFlow(event_shape=(7, 8, 1), num_scales=1)
   with pytest.raises(ValueError, match="num_scales must be between 1 and 3"):
     RealNVP(event_shape=(8, 8, 1), num_scales=4)
   with pytest.raises(ValueError, match=r"event_shape \(D,\)"):

@@ -39,7 +39,7 @@ def test_configs_build_for_every_objective():
   for variant in ("ns", "minimax", "wgan_gp", "hinge_sn"):
     for config in (gan_toy2d.get_config(f"grid25,cpu,{variant}"), gan_digits.get_config(f"cpu,{variant}"),
                    gan_mnist.get_config(variant)):
-      assert config.gan.variant == variant
+      assert config.gan_variant == variant
   assert gan_digits.get_config("cpu,wgan_gp").gan.n_critic == 5
   assert gan_digits.get_config("cpu,hinge_sn").model.spectral_norm
   with pytest.raises(ValueError, match="one GAN objective"):
@@ -53,10 +53,11 @@ def test_update_equals_the_steps_written_out(loss, penalty):
   task = gan_task(model, SPEC, loss=loss, gradient_penalty=penalty, generator_optimizer=g_opt,
                   discriminator_optimizer=d_opt)
   x = jax.random.normal(jax.random.key(0), (16, 2))
-  params = task.init(jax.random.key(1), x)
-  opt_state = task.init_opt_state(params)
+  params, state = task.init(jax.random.key(1), x)
+  assert state == {}  # an MLP GAN carries nothing
+  opt_state = task.optimizer.init(params)
   rng = jax.random.key(2)
-  new_params, new_opt, value, metrics = task.update(params, opt_state, x, rng, jnp.int32(0))
+  new_params, _, new_opt, value, metrics = task.update(params, state, opt_state, x, rng, jnp.int32(0))
 
   # By hand: the same draws, D's gradient with G fixed, one Adam step, then G's through the new D.
   d_loss, g_loss = losses.get_losses(loss)
@@ -94,13 +95,14 @@ def test_the_generator_steps_once_per_n_critic_discriminator_steps():
   model = gan_model((2,), architecture="mlp", latent_dim=3, hidden_sizes=(8,))
   task = gan_task(model, SPEC, loss="wasserstein", n_critic=3, gradient_penalty=10.0)
   x = jax.random.normal(jax.random.key(0), (16, 2))
-  params = task.init(jax.random.key(1), x)
-  opt_state = task.init_opt_state(params)
+  params, state = task.init(jax.random.key(1), x)
+  opt_state = task.optimizer.init(params)
   update = jax.jit(task.update)
   generator_moved, grad_norms = [], []
   for step in range(6):
     before = params["model"]["params"]["generator"]
-    params, opt_state, _, metrics = update(params, opt_state, x, jax.random.key(10 + step), jnp.int32(step))
+    params, state, opt_state, _, metrics = update(params, state, opt_state, x, jax.random.key(10 + step),
+                                                  jnp.int32(step))
     moved = jax.tree.leaves(jax.tree.map(lambda a, b: bool(jnp.any(a != b)), before,
                                          params["model"]["params"]["generator"]))
     generator_moved.append(any(moved))

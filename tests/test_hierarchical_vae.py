@@ -228,7 +228,7 @@ def test_task_figures_reconstruct_and_interpolate_between_posterior_means():
   params, _ = setup()
   spec = DataSpec(name="digits", event_shape=SHAPE, num_levels=LEVELS, kind="image")
   x = images(3, batch=16)
-  figures = vae_task(MODEL, spec).figures({"model": params}, rbg(2), x)
+  figures = vae_task(MODEL, spec, optax.adam(1e-3)).figures({"model": params}, rbg(2), x)
   cell = SHAPE[0] + 1  # image_grid's 1-pixel padding
   assert figures["reconstructions"].shape == (2 * cell + 1, 16 * cell + 1, 1)
   assert figures["interpolations"].shape == (8 * cell + 1, 8 * cell + 1, 1)

@@ -17,7 +17,8 @@ from gen_jax.data import Dataset, DataSpec
 from gen_jax.drivers import loop
 from gen_jax.train import sharding
 from gen_jax.train.metrics_log import read_metrics
-from gen_jax.train.task import Task
+from gen_jax.train.optimizer import make_optimizer
+from gen_jax.train.task import Task, gradient_update
 from experiments.configs import realnvp_toy2d
 from tests.conftest import REPO, run_python
 
@@ -116,25 +117,27 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path):
   assert run.step >= 30 and run.step % 10 == 0  # saved at a chunk boundary after the signal
 
 
-def _quadratic_task(spec):
+def _quadratic_task(spec, optimizer):
   model = None
 
   def init(rng, batch):
     del rng, batch
-    return {"model": {"w": jnp.ones(())}}
+    return {"model": {"w": jnp.ones(())}}, {}
 
-  def loss(params, batch, rng):
-    del batch, rng
+  def loss(params, state, batch, rng, step):
+    del batch, rng, step
     value = params["model"]["w"] ** 2  # overflows to inf after one huge Adam step
-    return value, {}
+    return value, ({}, state)
 
   evaluate = lambda params, batch, rng: {"loss": jnp.zeros(batch.shape[0])}
   sample = lambda params, rng, num: jnp.zeros((num, 2))
-  return Task(model=model, init=init, loss=loss, evaluate=evaluate, sample=sample)
+  return Task(model=model, init=init, optimizer=optimizer, update=gradient_update(loss, optimizer), loss=loss,
+              evaluate=evaluate, sample=sample)
 
 
 def test_non_finite_loss_stops_the_run_naming_the_step(tmp_path, monkeypatch):
-  monkeypatch.setattr(models, "build_task", lambda config, spec: _quadratic_task(spec))
+  monkeypatch.setattr(models, "build_task", lambda config, spec: _quadratic_task(
+      spec, make_optimizer(config.optim, config.train.num_steps)))
   config = tiny_toy_config(num_steps=10, k=5)
   config.optim.learning_rate, config.optim.warmup_steps, config.optim.grad_clip_norm = 1e38, 0, 0.0
   with pytest.raises(FloatingPointError, match="non-finite loss .* at step 2"):
@@ -144,7 +147,7 @@ def test_non_finite_loss_stops_the_run_naming_the_step(tmp_path, monkeypatch):
 def test_evaluate_pads_and_masks_the_last_batch():
   data = np.arange(1003, dtype=np.float32).reshape(-1, 1) * np.ones((1, 2), np.float32)
   dataset = Dataset(data=data, labels=None, spec=DataSpec("toy", (2,), None, "vector"))
-  task = Task(model=None, init=None, loss=None, sample=None,
+  task = Task(model=None, init=None, optimizer=None, update=None, sample=None,
               evaluate=lambda params, batch, rng: {"x": batch[:, 0], "one": jnp.ones(batch.shape[0])})
   mesh = sharding.make_mesh(jax.devices()[:1])
   result = loop.evaluate(task, None, dataset, 100, jax.random.key(0), mesh)

@@ -6,6 +6,7 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import gen_jax
@@ -25,7 +26,7 @@ def read_metrics(workdir):
 def tiny_digits_config(num_steps=20):
   config = vae_digits.get_config("cpu")
   config.model.latent_dim, config.model.channels = 4, (8, 8)
-  config.loss.kl_warmup_steps = 10
+  config.vae.kl_warmup_steps = 10
   config.train.num_steps = num_steps
   for name in ("log_every", "eval_every", "sample_every", "save_every"):
     config.train[name] = 10
@@ -72,9 +73,9 @@ def test_beta_weights_only_the_training_objective():
               hidden_sizes=(16,))
   x = load_dataset("digits", "test").data[:8]
   rng = jax.random.key(0)
-  tasks = {beta: vae_task(model, spec, beta=beta) for beta in (0.0, 1.0, 4.0)}
-  params = tasks[1.0].init(rng, x)
-  losses = {beta: task.loss(params, x, rng, step=jnp.asarray(100))[0] for beta, task in tasks.items()}
+  tasks = {beta: vae_task(model, spec, optax.adam(1e-3), beta=beta) for beta in (0.0, 1.0, 4.0)}
+  params, _ = tasks[1.0].init(rng, x)
+  losses = {beta: task.loss(params, {}, x, rng, jnp.asarray(100))[0] for beta, task in tasks.items()}
   parts = model.apply(params["model"], x, jax.random.split(rng)[1], method=model.elbo)
   scale = 64 * math.log(2)
   for beta, value in losses.items():
@@ -83,7 +84,7 @@ def test_beta_weights_only_the_training_objective():
   evaluations = [task.evaluate(params, x, rng)["nll"] for task in tasks.values()]
   np.testing.assert_allclose(evaluations[0], evaluations[2])  # evaluation ignores beta
   with pytest.raises(ValueError, match="beta must be >= 0"):
-    vae_task(model, spec, beta=-1.0)
+    vae_task(model, spec, optax.adam(1e-3), beta=-1.0)
 
 
 def test_bernoulli_binarizes_with_the_pixel_intensity():

@@ -14,7 +14,6 @@ def base_config() -> ml_collections.ConfigDict:
   config.data = ml_collections.ConfigDict()
   config.data.name = "digits"
   config.data.data_dir = config_dict.placeholder(str)  # TFDS data_dir; None = TFDS default
-  config.data.dequantization = "uniform"  # or "variational"
 
   config.model = ml_collections.ConfigDict()
 

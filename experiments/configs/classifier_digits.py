@@ -2,6 +2,8 @@
 
 `--config=experiments/configs/classifier_digits.py[:cpu]`; `gen_jax.eval.domain_features` loads the run.
 """
+import ml_collections
+
 from experiments.configs.base import digits_config
 
 
@@ -14,7 +16,8 @@ def get_config(arg: str | None = None):
   config.model.feature_dim = 128
   config.optim.learning_rate = 2e-3
   config.optim.weight_decay = 1e-4
-  config.data.augment_shift = 0  # pixels of random translation while training
+  config.classifier = ml_collections.ConfigDict()
+  config.classifier.augment_shift = 0  # pixels of random translation while training
   config.train.num_steps = 5000
   if "cpu" in variants:  # about 30 s on 2 CPU cores
     config.train.num_steps = 1500

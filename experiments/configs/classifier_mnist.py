@@ -2,6 +2,8 @@
 
 `--config=experiments/configs/classifier_mnist.py[:cpu]`; `gen_jax.eval.domain_features` loads the run.
 """
+import ml_collections
+
 from experiments.configs.base import mnist_config
 
 
@@ -14,7 +16,8 @@ def get_config(arg: str | None = None):
   config.model.feature_dim = 128
   config.optim.learning_rate = 2e-3
   config.optim.weight_decay = 1e-4
-  config.data.augment_shift = 2  # random translations of up to 2 pixels while training
+  config.classifier = ml_collections.ConfigDict()
+  config.classifier.augment_shift = 2  # random translations of up to 2 pixels while training
   config.train.num_steps = 10_000
   if "cpu" in variants:  # about 2.5 minutes on 2 CPU cores
     config.train.batch_size = 64

@@ -6,11 +6,10 @@ import ml_collections
 from experiments.configs.base import digits_config
 
 
-def set_ddpm(config: ml_collections.ConfigDict, variants: set[str], num_levels: int,
+def set_ddpm(config: ml_collections.ConfigDict, variants: set[str],
              channel_multipliers: tuple[int, ...], attention_resolutions: tuple[int, ...]) -> None:
   """DDPM's model, objective and sampler on a data config (shared by ddpm_digits and ddpm_mnist)."""
   config.model.name = "diffusion"
-  config.model.num_levels = num_levels
   config.model.denoiser = "unet"
   config.model.channels = 64
   config.model.channel_multipliers = channel_multipliers
@@ -22,8 +21,8 @@ def set_ddpm(config: ml_collections.ConfigDict, variants: set[str], num_levels: 
   config.model.num_timesteps = 1000
   config.model.prediction = "eps"
   config.optim.learning_rate = 2e-4
-  config.loss = ml_collections.ConfigDict({"objective": "simple"})
-  config.sampler = ml_collections.ConfigDict({"num_steps": None, "eta": 1.0})  # None: all 999 steps
+  # sample_steps None: all 999 steps
+  config.diffusion = ml_collections.ConfigDict({"objective": "simple", "sample_steps": None, "sample_eta": 1.0})
   if "cpu" in variants:
     config.model.channels = 32
     config.model.num_res_blocks = 1
@@ -33,5 +32,5 @@ def set_ddpm(config: ml_collections.ConfigDict, variants: set[str], num_levels: 
 
 def get_config(arg: str | None = None):
   config, variants = digits_config(arg)
-  set_ddpm(config, variants, num_levels=17, channel_multipliers=(1, 2), attention_resolutions=(4,))
+  set_ddpm(config, variants, channel_multipliers=(1, 2), attention_resolutions=(4,))
   return config

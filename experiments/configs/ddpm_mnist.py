@@ -7,7 +7,7 @@ from experiments.configs.ddpm_digits import set_ddpm
 
 def get_config(arg: str | None = None):
   config, variants = mnist_config(arg)
-  set_ddpm(config, variants, num_levels=256, channel_multipliers=(1, 2, 2), attention_resolutions=(7,))
+  set_ddpm(config, variants, channel_multipliers=(1, 2, 2), attention_resolutions=(7,))
   if "cpu" in variants:  # the run's sample grids and figures from 100 of the 1000 states (DDPM's full
-    config.sampler.num_steps = 100  # chain costs ~20 min per figure on 2 cores; score it with --set)
+    config.diffusion.sample_steps = 100  # chain costs ~20 min per figure on 2 cores; score it with --set)
   return config

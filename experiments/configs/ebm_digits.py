@@ -50,7 +50,7 @@ def image_ebm_config(data_config, arg: str | None, extra_variants: tuple[str, ..
   config.optim.learning_rate = 1e-4
   config.optim.b1 = 0.0  # Adam without momentum, as Du & Mordatch (beta1 = 0)
   config.optim.warmup_steps = 100
-  config.train.ema_decay = 0.0  # the replay buffer rides in the params (an EMA would average chains)
+  config.train.ema_decay = 0.0  # no EMA, as the README's runs (the buffer is state: an EMA would leave it alone)
   if "short_run" in variants:
     config.ebm.chains = "short_run"
   return config, variants

@@ -37,5 +37,5 @@ def get_config(arg: str | None = None):
     config.ebm.objective = "nce"
   config.train.batch_size = 256
   config.optim.learning_rate = 1e-3
-  config.train.ema_decay = 0.0  # the replay buffer rides in the params (an EMA would average chains)
+  config.train.ema_decay = 0.0  # no EMA, as the README's runs (the buffer is state: an EMA would leave it alone)
   return config

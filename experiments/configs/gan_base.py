@@ -14,9 +14,13 @@ def set_gan_objective(config: ml_collections.ConfigDict, variants: set[str]) -> 
   if len(chosen) > 1:
     raise ValueError(f"choose one GAN objective, got {sorted(chosen)}")
   name = chosen.pop() if chosen else "ns"
+  config.gan_variant = name
   config.gan = ml_collections.ConfigDict({"loss": "non_saturating", "n_critic": 1, "gradient_penalty": 0.0,
-                                          "r1_penalty": 0.0, "variant": name})
-  config.optim.update(generator_learning_rate=2e-4, discriminator_learning_rate=2e-4, b1=0.5, b2=0.999)
+                                          "r1_penalty": 0.0})
+  # Each player has its own learning rate; constant, no warm-up, no clipping (as DCGAN, WGAN-GP, SNGAN).
+  del config.optim.learning_rate
+  config.optim.update(generator_learning_rate=2e-4, discriminator_learning_rate=2e-4, b1=0.5, b2=0.999,
+                      warmup_steps=0, schedule="constant", grad_clip_norm=0.0)
   config.model.spectral_norm = False
   if name == "minimax":
     config.gan.loss = "minimax"
@@ -31,13 +35,12 @@ def set_gan_objective(config: ml_collections.ConfigDict, variants: set[str]) -> 
     config.optim.update(b1=0.0, b2=0.9)
 
 
-def image_gan_config(data_config, arg: str | None, num_levels: int, latent_dim: int) -> ml_collections.ConfigDict:
+def image_gan_config(data_config, arg: str | None, latent_dim: int) -> ml_collections.ConfigDict:
   """A DCGAN on an image data config (`digits_config` / `mnist_config`), the objective by variant."""
   variants = parse_variant(arg, ("cpu", "metrics") + LOSS_VARIANTS)
   config, _ = data_config(",".join(sorted(variants - set(LOSS_VARIANTS))))
   config.model.name = "gan"
   config.model.architecture = "dcgan"
-  config.model.num_levels = num_levels
   config.model.latent_dim = latent_dim
   config.model.channels = 64
   config.model.discriminator_norm = "batch"

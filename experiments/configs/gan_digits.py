@@ -5,4 +5,4 @@ from experiments.configs.base import digits_config
 
 
 def get_config(arg: str | None = None):
-  return gan_base.image_gan_config(digits_config, arg, num_levels=17, latent_dim=64)
+  return gan_base.image_gan_config(digits_config, arg, latent_dim=64)

@@ -5,4 +5,4 @@ from experiments.configs.base import mnist_config
 
 
 def get_config(arg: str | None = None):
-  return gan_base.image_gan_config(mnist_config, arg, num_levels=256, latent_dim=100)
+  return gan_base.image_gan_config(mnist_config, arg, latent_dim=100)

@@ -5,7 +5,7 @@ from experiments.configs.base import digits_config
 def get_config(arg: str | None = None):
   config, variants = digits_config(arg)
   config.model.name = "glow"
-  config.model.num_levels = 2
+  config.model.num_scales = 2
   config.model.num_steps = 8
   config.model.hidden_channels = 64
   if "cpu" in variants:

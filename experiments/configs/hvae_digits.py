@@ -10,14 +10,13 @@ def get_config(arg: str | None = None):
   config, variants = digits_config(arg)
   config.model.name = "hvae"
   config.model.likelihood = "discretized_logistic"
-  config.model.num_levels = 17
   config.model.num_latent_layers = 2
   config.model.latent_channels = 8
   config.model.hidden_channels = 64
   config.model.num_blocks = 2
-  config.loss = ml_collections.ConfigDict({"beta": 1.0, "kl_warmup_steps": 5000})
+  config.vae = ml_collections.ConfigDict({"beta": 1.0, "kl_warmup_steps": 5000})
   if "cpu" in variants:
     config.model.hidden_channels = 64
     config.model.num_blocks = 1
-    config.loss.kl_warmup_steps = 1500
+    config.vae.kl_warmup_steps = 1500
   return config

@@ -11,19 +11,18 @@ def get_config(arg: str | None = None):
   config, variants = mnist_config(arg)
   config.model.name = "hvae"
   config.model.likelihood = "discretized_logistic"
-  config.model.num_levels = 256
   config.model.num_latent_layers = 3
   config.model.first_latent_downsamples = 1
   config.model.latent_channels = 8
   config.model.hidden_channels = 128
   config.model.num_blocks = 2
-  config.loss = ml_collections.ConfigDict({"beta": 1.0, "kl_warmup_steps": 10_000})
+  config.vae = ml_collections.ConfigDict({"beta": 1.0, "kl_warmup_steps": 10_000})
   if "cpu" in variants:
     config.model.num_latent_layers = 2
     config.model.first_latent_downsamples = 2
     config.model.hidden_channels = 48
     config.model.num_blocks = 1
-    config.loss.kl_warmup_steps = 1000
+    config.vae.kl_warmup_steps = 1000
     config.train.num_steps = 3000
     config.train.eval_every = config.train.sample_every = config.train.save_every = 1000
   return config

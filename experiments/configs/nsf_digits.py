@@ -5,7 +5,7 @@ from experiments.configs.base import digits_config
 def get_config(arg: str | None = None):
   config, variants = digits_config(arg)
   config.model.name = "nsf"
-  config.model.num_levels = 2
+  config.model.num_scales = 2
   config.model.num_layers = 4
   config.model.num_bins = 8
   config.model.hidden = 64

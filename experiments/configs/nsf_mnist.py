@@ -5,7 +5,7 @@ from experiments.configs.base import mnist_config
 def get_config(arg: str | None = None):
   config, variants = mnist_config(arg)
   config.model.name = "nsf"
-  config.model.num_levels = 2
+  config.model.num_scales = 2
   config.model.num_layers = 8
   config.model.num_bins = 8
   config.model.hidden = 128

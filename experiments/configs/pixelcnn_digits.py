@@ -6,7 +6,7 @@ from experiments.configs.base import digits_config
 def get_config(arg: str | None = None):
   config, variants = digits_config(arg)
   # output: "categorical", or "logistic_mixture" (PixelCNN++'s output, with num_components).
-  config.model.update(dict(name="pixelcnn", num_levels=17, output="categorical", channels=128, num_layers=8,
+  config.model.update(dict(name="pixelcnn", output="categorical", channels=128, num_layers=8,
                            kernel_size=3, first_kernel_size=5, head_channels=256))
   if "cpu" in variants:  # ~0.25 s per step (batch 64) on 2 busy CPU cores: 1000 steps in ~3-5 min
     # 1500 training images: at 3000 steps this model overfits (test bpd 1.77 at step 1000, 2.11 at 3000).

@@ -6,7 +6,7 @@ from experiments.configs.base import mnist_config
 def get_config(arg: str | None = None):
   config, variants = mnist_config(arg)
   # output: "categorical", or "logistic_mixture" (PixelCNN++'s output, with num_components).
-  config.model.update(dict(name="pixelcnn", num_levels=256, output="categorical", channels=128, num_layers=12,
+  config.model.update(dict(name="pixelcnn", output="categorical", channels=128, num_layers=12,
                            kernel_size=3, first_kernel_size=7, head_channels=512))
   if "cpu" in variants:  # ~1.2-1.8 s per step (batch 32) on 2 busy CPU cores: 1000 steps in 20-30 min
     config.model.update(dict(channels=32, num_layers=5, head_channels=64))

@@ -10,13 +10,12 @@ def get_config(arg: str | None = None):
   config.model.name = "vae"
   config.model.latent_dim = 32
   config.model.likelihood = "discretized_logistic"
-  config.model.num_levels = 256
   config.model.architecture = "conv"
   config.model.channels = (64, 128)
   config.model.num_res_blocks = 1
-  config.loss = ml_collections.ConfigDict({"beta": 1.0, "kl_warmup_steps": 5000})
+  config.vae = ml_collections.ConfigDict({"beta": 1.0, "kl_warmup_steps": 5000})
   if "cpu" in variants:
     config.model.channels = (32, 64)
     config.model.num_res_blocks = 0
-    config.loss.kl_warmup_steps = 300
+    config.vae.kl_warmup_steps = 300
   return config

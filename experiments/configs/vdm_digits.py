@@ -19,8 +19,8 @@ def to_vdm(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   config.model.log_snr_max = 13.3
   config.model.log_snr_min = -5.0
   config.model.num_timesteps = 0
-  config.loss.objective = "elbo"
-  config.sampler.num_steps = 100
+  config.diffusion.objective = "elbo"
+  config.diffusion.sample_steps = 100
   return config
 
 

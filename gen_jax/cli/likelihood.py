@@ -16,7 +16,7 @@ from gen_jax.eval import likelihood
 
 def parse_options(pairs: list[str]) -> dict:
   """["divergence=exact", "rtol=1e-5"] -> {"divergence": "exact", "rtol": 1e-05} (also dotted config
-  field names, "sampler.num_steps=50")."""
+  field names, "diffusion.sample_steps=50")."""
   options = {}
   for pair in pairs:
     name, sep, value = pair.partition("=")

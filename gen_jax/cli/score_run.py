@@ -4,7 +4,7 @@
       --feature-network classifier:runs/classifier_digits [--metrics fid,kid,prdc,is] [--num-samples 1000]
   python -m gen_jax.cli.score_run --data digits --feature-network classifier:runs/classifier_digits
   python -m gen_jax.cli.score_run --workdir runs/ddpm_digits --feature-network classifier:runs/classifier_digits \
-      --estimator none --set sampler.num_steps=50 --set sampler.eta=0.0      (DDIM-50 samples)
+      --estimator none --set diffusion.sample_steps=50 --set diffusion.sample_eta=0.0      (DDIM-50 samples)
 
 `--data NAME` scores real training images in place of samples: the floor a perfect model would reach
 with the same number of samples (FID is biased upwards at small sample sizes; KID is not).
@@ -34,8 +34,8 @@ def main(argv=None):
   parser.add_argument("--estimator", default="exact",
                       help="likelihood estimator (see gen_jax.eval.likelihood.ESTIMATORS), or 'none' to skip it")
   parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                      help="override a config field of the run before sampling, e.g. sampler.num_steps=50 "
-                           "sampler.eta=0.0 (a diffusion model's sampler); repeatable")
+                      help="override a config field of the run before sampling, e.g. diffusion.sample_steps=50 "
+                           "diffusion.sample_eta=0.0 (a diffusion model's sampler); repeatable")
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--batch-size", type=int, default=100, help="feature-network batch")
   args = parser.parse_args(argv)

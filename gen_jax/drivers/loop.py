@@ -33,7 +33,7 @@ from gen_jax.train import checkpoint
 from gen_jax.train import sharding
 from gen_jax.train import step as step_lib
 from gen_jax.train.metrics_log import MetricsLog
-from gen_jax.train.optimizer import make_optimizer
+from gen_jax.train.state import CHECKPOINT_FORMAT
 from gen_jax.train.task import Task, task_batch
 
 
@@ -101,8 +101,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, devices=
   test_ds = data_lib.load_dataset(config.data.name, "test", config.data.data_dir)
   spec = train_ds.spec
   task = models.build_task(config, spec)
-  optimizer = make_optimizer(config.optim, t.num_steps)
-  init_state, state_sharding = step_lib.make_init_state(task, optimizer, t.ema_decay, mesh)
+  init_state, state_sharding = step_lib.make_init_state(task, t.ema_decay, mesh)
 
   key = jax.random.key(config.seed)
   init_key, train_key, eval_key, sample_key = jax.random.split(key, 4)
@@ -113,6 +112,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, devices=
 
   manager = checkpoint.make_manager(os.path.join(workdir, "checkpoints"), t.keep_checkpoints)
   if manager.latest_step() is not None:
+    checkpoint.check_format(workdir, CHECKPOINT_FORMAT)
     shapes = jax.eval_shape(init_state, init_key, init_batch)
     state = checkpoint.restore(manager, checkpoint.abstract_like(shapes, state_sharding))
     logging.warning("Resumed from the checkpoint at step %d", int(state.step))
@@ -121,9 +121,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, devices=
   start = int(state.step)
   if is_chief:
     _write_run_files(workdir, config, spec)
+    checkpoint.write_format(workdir, CHECKPOINT_FORMAT)
   log = MetricsLog(os.path.join(workdir, "metrics.jsonl"), resume_step=start, enabled=is_chief)
 
-  train_steps = step_lib.make_train_steps(task, optimizer, t.ema_decay, mesh, state_sharding)
+  train_steps = step_lib.make_train_steps(task, t.ema_decay, mesh, state_sharding)
   evaluate_fn = jax.jit(task.evaluate, in_shardings=(sharding.replicated(mesh), sharding.batch_sharding(mesh),
                                                      sharding.replicated(mesh)),
                         out_shardings=sharding.replicated(mesh))
@@ -168,22 +169,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, devices=
           logging.warning("step %d: %s", step, warning)
         window, window_start = [], now
       if step % t.eval_every == 0 or step == t.num_steps:
-        results = evaluate(task, state.eval_params, test_ds, config.eval.batch_size, eval_key, mesh, evaluate_fn)
+        results = evaluate(task, state.eval_variables, test_ds, config.eval.batch_size, eval_key, mesh, evaluate_fn)
         log.write(step, {f"eval/{k}": v for k, v in results.items()})
         if is_chief:
           bar.write(f"step {step}: " + ", ".join(f"eval/{k}={v:.4f}" for k, v in results.items()))
       if is_chief and sample_fn is not None and (step % t.sample_every == 0 or step == t.num_steps):
-        samples = np.asarray(sample_fn(state.eval_params, jax.random.fold_in(sample_key, step),
+        samples = np.asarray(sample_fn(state.eval_variables, jax.random.fold_in(sample_key, step),
                                        config.eval.num_samples))
         write_samples(os.path.join(workdir, "samples", f"step_{step}.png"), samples, spec,
                       reference=test_ds.data if spec.kind == "vector" else None)
         if task.figures is not None:
-          for name, grid in task.figures(state.eval_params, jax.random.fold_in(sample_key, step),
+          for name, grid in task.figures(state.eval_variables, jax.random.fold_in(sample_key, step),
                                          test_ds.data[:config.eval.num_samples]).items():
             visualize.save_image(os.path.join(workdir, "samples", f"{name}_step_{step}.png"), grid,
                                  upscale=4 if spec.event_shape[0] <= 16 else 2)
       if sample_metrics is not None and (step % config.eval.sample_metrics_every == 0 or step == t.num_steps):
-        scores = sample_metrics(state.eval_params, jax.random.fold_in(metrics_key, step))
+        scores = sample_metrics(state.eval_variables, jax.random.fold_in(metrics_key, step))
         log.write(step, scores)
         bar.write(f"step {step}: " + ", ".join(f"{k}={v:.4g}" for k, v in scores.items()))
       if step % t.save_every == 0 or step == t.num_steps or termination.requested:

@@ -21,16 +21,17 @@ from gen_jax.data.spec import DataSpec
 from gen_jax.train import checkpoint
 from gen_jax.train import sharding
 from gen_jax.train import step as step_lib
-from gen_jax.train.optimizer import make_optimizer
-from gen_jax.train.task import Task, task_batch
+from gen_jax.train.state import CHECKPOINT_FORMAT
+from gen_jax.train.task import Task, merge_variables, task_batch
 
 
 @dataclasses.dataclass(frozen=True)
 class Run:
   config: ml_collections.ConfigDict
   model: nn.Module  # the Flax module
-  params: Any  # params of `model`: the EMA params where the run kept them
-  all_params: Any  # every trained part of the task ({"model": ..., auxiliary parts})
+  params: Any  # flax variables of `model`: the EMA params where the run kept them, with its carried state
+  all_params: Any  # every part of the task, trained and carried ({"model": ..., auxiliary parts}): what
+  # the task's evaluate / sample / figures / log_likelihoods take
   task: Task
   spec: DataSpec
   step: int
@@ -41,7 +42,7 @@ def load_run(workdir: str, step: int | None = None, use_ema: bool = True,
              overrides: dict | None = None) -> Run:
   """Loads the checkpoint at `step` (default: the latest) of the run in `workdir`.
 
-  `overrides` {"sampler.num_steps": 50, ...} change config fields that do not change the params'
+  `overrides` {"diffusion.sample_steps": 50, ...} change config fields that do not change the params'
   shapes (e.g. a diffusion model's sampler) before the task is built; a field the config lacks is
   an error.
   """
@@ -66,15 +67,15 @@ def load_run(workdir: str, step: int | None = None, use_ema: bool = True,
   task = models.build_task(config, spec)
 
   mesh = sharding.make_mesh(jax.devices()[:1])
-  optimizer = make_optimizer(config.optim, config.train.num_steps)
-  init_state, state_sharding = step_lib.make_init_state(task, optimizer, config.train.ema_decay, mesh)
+  init_state, state_sharding = step_lib.make_init_state(task, config.train.ema_decay, mesh)
   dtype = jnp.uint8 if spec.num_levels is not None else jnp.float32
   example = task_batch(task, jax.ShapeDtypeStruct((config.train.batch_size, *spec.event_shape), dtype),
                        jax.ShapeDtypeStruct((config.train.batch_size,), jnp.int32))
   shapes = jax.eval_shape(init_state, jax.ShapeDtypeStruct((), jax.random.key(0).dtype), example)
+  checkpoint.check_format(workdir, CHECKPOINT_FORMAT)
   manager = checkpoint.make_manager(os.path.join(workdir, "checkpoints"), config.train.keep_checkpoints)
   state = checkpoint.restore(manager, checkpoint.abstract_like(shapes, state_sharding), step)
   manager.close()
-  all_params = state.eval_params if use_ema else state.params
+  all_params = state.eval_variables if use_ema else merge_variables(state.params, state.model_state)
   return Run(config=config, model=task.model, params=all_params["model"], all_params=all_params, task=task,
              spec=spec, step=int(state.step), workdir=workdir)

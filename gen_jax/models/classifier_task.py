@@ -5,7 +5,7 @@
 Batches carry labels (`Task.uses_labels`): {"data": uint8 [B, H, W, C], "label": int32 [B]}; images
 enter the model through `images_to_classifier_input`. A label outside {0, ..., num_classes - 1} makes
 its nll NaN, so the loop stops with an error naming the step instead of training on it.
-Training may translate the images at random (`data.augment_shift` pixels; train metrics are then on
+Training may translate the images at random (`classifier.augment_shift` pixels; train metrics are then on
 the translated images); evaluation never does. The classifier does not generate: its task has no `sample`.
 """
 from __future__ import annotations
@@ -17,7 +17,9 @@ import optax
 
 from gen_jax.data.spec import DataSpec
 from gen_jax.models.classifier import Classifier, check_image_spec, images_to_classifier_input
-from gen_jax.train.task import Task
+from gen_jax.train.config_section import refuse_moved, section_options
+from gen_jax.train.optimizer import make_optimizer
+from gen_jax.train.task import Task, gradient_update
 
 
 def random_shift(rng: jax.Array, images: jax.Array, max_shift: int) -> jax.Array:
@@ -34,11 +36,12 @@ def random_shift(rng: jax.Array, images: jax.Array, max_shift: int) -> jax.Array
   return jax.vmap(crop)(padded, corners)
 
 
-def classifier_task(model: Classifier, spec: DataSpec, augment_shift: int = 0) -> Task:
+def classifier_task(model: Classifier, spec: DataSpec, optimizer: optax.GradientTransformation,
+                    augment_shift: int = 0) -> Task:
   """The classifier's `Task`; `augment_shift` > 0 trains on randomly translated images (`random_shift`)."""
   check_image_spec(spec)
   if isinstance(augment_shift, bool) or not isinstance(augment_shift, int) or augment_shift < 0:
-    raise ValueError(f"data.augment_shift must be a non-negative integer (pixels), got {augment_shift!r}")
+    raise ValueError(f"classifier.augment_shift must be a non-negative integer (pixels), got {augment_shift!r}")
 
   def metrics_of(params, images, labels):
     """Per-example nll (nats) and accuracy, [B] each."""
@@ -49,19 +52,24 @@ def classifier_task(model: Classifier, spec: DataSpec, augment_shift: int = 0) -
     return {"nll": jnp.where(valid, nll, jnp.nan), "accuracy": accuracy}
 
   def init(rng, batch):
-    return {"model": model.init(rng, images_to_classifier_input(batch["data"], spec))}
+    return {"model": model.init(rng, images_to_classifier_input(batch["data"], spec))}, {}
 
   def evaluate(params, batch, rng):
     del rng  # deterministic: no augmentation
     return metrics_of(params, batch["data"], batch["label"])
 
-  def loss(params, batch, rng):
+  def loss(params, state, batch, rng, step):
+    del step
     images = random_shift(rng, batch["data"], augment_shift)
     metrics = {k: jnp.mean(v) for k, v in metrics_of(params, images, batch["label"]).items()}
-    return metrics["nll"], metrics
+    return metrics["nll"], (metrics, state)
 
-  return Task(model=model, init=init, loss=loss, evaluate=evaluate, sample=None, uses_labels=True)
+  return Task(model=model, init=init, optimizer=optimizer, update=gradient_update(loss, optimizer), loss=loss,
+              evaluate=evaluate, sample=None, uses_labels=True)
 
 
 def build_classifier_task(config: ml_collections.ConfigDict, model: Classifier, spec: DataSpec) -> Task:
-  return classifier_task(model, spec, config.data.get("augment_shift", 0))
+  """config.classifier: the keyword options of `classifier_task` (augment_shift)."""
+  refuse_moved(config, {"data.augment_shift": "classifier.augment_shift"})
+  return classifier_task(model, spec, make_optimizer(config.optim, config.train.num_steps),
+                         **section_options(config, "classifier", classifier_task))

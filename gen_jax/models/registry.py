@@ -1,6 +1,9 @@
 """Model names in configs -> Flax modules and their family's `Task`."""
 from __future__ import annotations
 
+import dataclasses
+import inspect
+
 import flax.linen as nn
 import ml_collections
 
@@ -18,7 +21,7 @@ from gen_jax.models.vae.hierarchical import HierarchicalVAE
 from gen_jax.models.vae.vae import VAE
 from gen_jax.train.task import Task
 
-# name -> (module class or factory(event_shape=..., **fields), task builder)
+# name -> (module class or factory(event_shape=..., [num_levels=...,] **fields), task builder)
 MODELS = {
     "realnvp": (flows.RealNVP, build_flow_task),
     "glow": (flows.Glow, build_flow_task),
@@ -41,10 +44,23 @@ def _entry(name: str):
   return MODELS[name]
 
 
+def takes_num_levels(builder) -> bool:
+  """Whether a module class (a flax dataclass) or factory has a `num_levels` field: the data's grey levels."""
+  if dataclasses.is_dataclass(builder):
+    return any(field.name == "num_levels" for field in dataclasses.fields(builder))
+  return "num_levels" in inspect.signature(builder).parameters
+
+
 def build_model(model_config: ml_collections.ConfigDict, spec: DataSpec) -> nn.Module:
-  """The module named by `model_config.name`, its other fields as attributes, on the data's event shape."""
+  """The module named by `model_config.name`, its other fields as attributes, on the data's event shape;
+  a model with a `num_levels` field gets the data's grey levels (never a config's copy)."""
   module_cls, _ = _entry(model_config.name)
+  if "num_levels" in model_config:
+    raise ValueError("config.model.num_levels is not a model option: the grey levels come from the data "
+                     f"(this data has num_levels={spec.num_levels}); a multiscale flow's depth is num_scales")
   kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in model_config.items() if k != "name"}
+  if takes_num_levels(module_cls):
+    kwargs["num_levels"] = spec.num_levels
   return module_cls(event_shape=tuple(spec.event_shape), **kwargs)
 
 

@@ -5,6 +5,7 @@ mid-save (even by SIGKILL) leaves the last complete checkpoint intact; the parti
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 
@@ -17,6 +18,31 @@ def make_manager(directory: str, max_to_keep: int) -> ocp.CheckpointManager:
                                          enable_async_checkpointing=False,
                                          cleanup_tmp_directories=True)
   return ocp.CheckpointManager(os.path.abspath(directory), options=options)
+
+
+FORMAT_FILE = "checkpoint_format.json"
+
+
+def write_format(workdir: str, checkpoint_format: int) -> None:
+  """Records which checkpoint format the run's checkpoints are written in (`TrainState`'s layout)."""
+  path = os.path.join(workdir, FORMAT_FILE)
+  with open(path + ".tmp", "w") as f:  # written whole, then renamed: a kill leaves no partial file
+    json.dump({"checkpoint_format": checkpoint_format}, f)
+  os.replace(path + ".tmp", path)
+
+
+def check_format(workdir: str, checkpoint_format: int) -> None:
+  """Raises when the run's checkpoints were written in another format than `checkpoint_format`."""
+  path = os.path.join(workdir, FORMAT_FILE)
+  found = 1  # runs written before the file existed: params and carried state in one tree
+  if os.path.exists(path):
+    with open(path) as f:
+      found = json.load(f)["checkpoint_format"]
+  if found != checkpoint_format:
+    raise ValueError(
+        f"{workdir}: its checkpoints are in checkpoint format {found} (written by an earlier gen_jax, whose "
+        f"TrainState held the carried state inside params), this gen_jax reads format {checkpoint_format}; "
+        "retrain the run with its command (README), or load it with gen_jax 0.1.0 at commit 5f04e7f")
 
 
 def save(manager: ocp.CheckpointManager, step: int, state) -> None:

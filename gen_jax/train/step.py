@@ -1,17 +1,18 @@
 """The compiled, data-parallel train step, running K optimizer steps per call with `lax.scan`.
 
+Every task goes through the same step: its update rule (`Task.update`) on (params, state, opt_state),
+then the EMA of the trained params (a task with one objective builds its rule with
+`gen_jax.train.task.gradient_update`).
 Running several steps per compiled call (as vdm and score_sde do) keeps small models from being bound
 by Python dispatch. Each step's randomness is `fold_in(key, step)`, so resuming a run or changing the
 number of devices cannot change the random stream.
 """
 from __future__ import annotations
 
-import functools
 from typing import Callable
 
 import jax
 import jax.numpy as jnp
-import optax
 from jax.sharding import Mesh
 
 from gen_jax.train import sharding
@@ -29,25 +30,21 @@ def ema_update(ema, params, decay: float, step: jax.Array):
   return jax.tree.map(lambda e, p: d * e + (1.0 - d) * p, ema, params)
 
 
-def train_step(state: TrainState, batch: jax.Array, key: jax.Array, *, task: Task,
-               optimizer: optax.GradientTransformation, ema_decay: float):
+def train_step(state: TrainState, batch: jax.Array, key: jax.Array, *, task: Task, ema_decay: float):
   """One optimizer step on one global batch; returns the new state and scalar metrics."""
   rng = jax.random.fold_in(key, state.step)
-  if task.update is not None:  # players with their own optimizers (GANs)
-    params, opt_state, loss, metrics = task.update(state.params, state.opt_state, batch, rng, state.step)
-  else:
-    loss_fn = functools.partial(task.loss, step=state.step) if task.loss_uses_step else task.loss
-    (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, rng)
-    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    metrics = {**metrics, "grad_norm": optax.tree.norm(grads)}
+  params, model_state, opt_state, loss, metrics = task.update(state.params, state.model_state, state.opt_state,
+                                                              batch, rng, state.step)
+  if jax.tree.structure(model_state) != jax.tree.structure(state.model_state):
+    raise ValueError("the task's update rule must return the state with its structure unchanged: got "
+                     f"{jax.tree.structure(model_state)}, expected {jax.tree.structure(state.model_state)}")
   ema = None if state.ema_params is None else ema_update(state.ema_params, params, ema_decay, state.step)
   metrics = {**metrics, "loss": loss}
-  return TrainState(step=state.step + 1, params=params, opt_state=opt_state, ema_params=ema), metrics
+  return TrainState(step=state.step + 1, params=params, model_state=model_state, opt_state=opt_state,
+                    ema_params=ema), metrics
 
 
-def make_train_steps(task: Task, optimizer: optax.GradientTransformation, ema_decay: float, mesh: Mesh,
-                     state_sharding) -> Callable:
+def make_train_steps(task: Task, ema_decay: float, mesh: Mesh, state_sharding) -> Callable:
   """Returns `steps(state, batches [K, B, ...], key) -> (state, metrics [K])`, jitted over the mesh.
 
   `batches` is an array or a pytree of arrays (a batch with labels), each with leading axes [K, B].
@@ -55,7 +52,7 @@ def make_train_steps(task: Task, optimizer: optax.GradientTransformation, ema_de
   The state's buffers are donated; the batch is sharded on its example axis (axis 1).
   """
   def steps(state, batches, key):
-    body = lambda s, b: train_step(s, b, key, task=task, optimizer=optimizer, ema_decay=ema_decay)
+    body = lambda s, b: train_step(s, b, key, task=task, ema_decay=ema_decay)
     if jax.tree.leaves(batches)[0].shape[0] == 1:
       # No loop for a single step: XLA:CPU runs convolutions inside a while loop (scan) about 8x
       # slower than the same step outside one (measured on Glow, jax 0.10), so conv models on CPU
@@ -70,14 +67,11 @@ def make_train_steps(task: Task, optimizer: optax.GradientTransformation, ema_de
                  donate_argnums=(0,))
 
 
-def make_init_state(task: Task, optimizer: optax.GradientTransformation, ema_decay: float, mesh: Mesh):
+def make_init_state(task: Task, ema_decay: float, mesh: Mesh):
   """Returns (init_state(rng, batch) jitted to place the state replicated, its sharding)."""
   def init_state(rng, batch):
-    params = task.init(rng, batch)
-    if task.init_opt_state is None:
-      return TrainState.create(params, optimizer, ema_decay)
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=task.init_opt_state(params),
-                      ema_params=params if ema_decay > 0 else None)
+    params, model_state = task.init(rng, batch)
+    return TrainState.create(params, model_state, task.optimizer, ema_decay)
 
   state_sharding = sharding.replicated(mesh)
   return jax.jit(init_state, in_shardings=(sharding.replicated(mesh), sharding.batch_sharding(mesh)),

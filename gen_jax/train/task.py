@@ -1,10 +1,18 @@
 """The one interface between a model family and the training loop.
 
 A `Task` bundles a Flax module with the pure functions the loop needs. Every function is a pure function
-of explicit arguments (params, batch, `jax.random` key), so the loop can `jit`, shard and scan it, and
-another project can import it. Params are a dict `{"model": ..., **auxiliary}`: "model" holds the params
-of `Task.model` (what `load_run` returns); families add auxiliary trained parts (e.g. a variational
-dequantizer) under other keys.
+of explicit arguments (params, state, batch, `jax.random` key), so the loop can `jit`, shard and scan it,
+and another project can import it.
+
+Two trees hold a task's variables, both dicts `{"model": ..., **auxiliary}`:
+  params   what the optimizer trains: "model" holds the trained variables of `Task.model` (flax's
+           "params" collection), auxiliary trained parts (a variational dequantizer, an NCE
+           log-normaliser) sit under other keys;
+  state    what is carried but not trained: batch statistics and spectral-norm estimates
+           ("model": {"batch_stats": ...}), replay buffers, running estimates; `{}` when none.
+The EMA averages `params` only. `merge_variables(params, state)` is the one tree that evaluation,
+sampling, figures and likelihoods take (and what `load_run` returns): for `Task.model` its "model"
+entry is the flax variables dict.
 
 A batch is the data array `[B, ...]` (uint8 images, float32 vectors), or, for a task with
 `uses_labels`, the dict `{"data": [B, ...], "label": int32 [B]}` (`task_batch`).
@@ -16,44 +24,89 @@ from typing import Any, Callable, Mapping, NamedTuple
 
 import flax.linen as nn
 import jax
+import optax
 
 Params = Any
+State = Any
+Variables = Any  # merge_variables(params, state)
 Metrics = dict[str, jax.Array]
 Batch = Any  # jax.Array, or {"data": jax.Array, "label": jax.Array} for a task that uses labels
+# update(params, state, opt_state, batch, rng, step) -> (params, state, opt_state, loss, metrics)
+UpdateRule = Callable[..., tuple]
 
 
 class Task(NamedTuple):
   model: nn.Module
-  # init(rng, batch) -> params; `batch` is a real training batch (data-dependent init, e.g. ActNorm).
-  init: Callable[[jax.Array, Batch], Params]
-  # loss(params, batch, rng) -> (scalar, metrics of scalars): the training objective (None for a
-  # task with its own `update`).
-  loss: Callable[[Params, Batch, jax.Array], tuple[jax.Array, Metrics]] | None
-  # evaluate(params, batch, rng) -> {name: [batch]} per-example metrics, averaged by the loop with a mask.
-  evaluate: Callable[[Params, Batch, jax.Array], Metrics]
-  # sample(params, rng, num) -> samples in data space (uint8 levels for images, float32 for vectors);
+  # init(rng, batch) -> (params, state); `batch` is a real training batch (data-dependent init, e.g. ActNorm).
+  init: Callable[[jax.Array, Batch], tuple[Params, State]]
+  # The optimizer over `params`, declared by the task from config.optim (`gen_jax.train.optimizer`);
+  # players with their own optimizers (a GAN) combine them with `optimizer.players`.
+  optimizer: optax.GradientTransformation
+  # The task's update rule: one optimizer step on one batch, `step` the optimizer step (an int32 array),
+  # `loss` the scalar the loop checks for non-finite values. A task with one objective builds it with
+  # `gradient_update(loss, optimizer)`; a game of players (a GAN) writes its own.
+  update: UpdateRule
+  # evaluate(variables, batch, rng) -> {name: [batch]} per-example metrics, averaged by the loop with a mask.
+  evaluate: Callable[[Variables, Batch, jax.Array], Metrics]
+  # sample(variables, rng, num) -> samples in data space (uint8 levels for images, float32 for vectors);
   # None for a model that does not generate (a classifier): the loop then writes no samples.
-  sample: Callable[[Params, jax.Array, int], jax.Array] | None
+  sample: Callable[[Variables, jax.Array, int], jax.Array] | None
   # True: batches are {"data": ..., "label": ...} (the dataset must have labels); False: the data array.
   uses_labels: bool = False
-  # True: `loss` also takes `step=` (the optimizer step, an int32 array), for schedules inside the
-  # objective such as a VAE's KL warm-up.
-  loss_uses_step: bool = False
-  # figures(params, rng, test_examples) -> {name: uint8 image grid [H, W, C]}: extra figures written
+  # figures(variables, rng, test_examples) -> {name: uint8 image grid [H, W, C]}: extra figures written
   # beside the sample grids (e.g. a VAE's reconstructions and interpolations); None for none.
-  figures: Callable[[Params, jax.Array, Any], dict] | None = None
-  # {estimator name: fn(params, batch, rng, **options) -> [batch] log-likelihood (or its bound) in nats
+  figures: Callable[[Variables, jax.Array, Any], dict] | None = None
+  # {estimator name: fn(variables, batch, rng, **options) -> [batch] log-likelihood (or its bound) in nats
   # of the data as stored (discrete levels for images)}; names from gen_jax.eval.likelihood.ESTIMATORS.
   log_likelihoods: Mapping[str, Callable[..., jax.Array]] = types.MappingProxyType({})
-  # For a task whose players each have their own optimizer (a GAN), `update` replaces the generic
-  # value_and_grad + optimizer step: update(params, opt_state, batch, rng, step) -> (params,
-  # opt_state, loss, metrics), with `loss` the scalar the loop checks for non-finite values; and
-  # init_opt_state(params) -> opt_state replaces `optimizer.init`. `loss` may then be None.
-  update: Callable[..., tuple] | None = None
-  init_opt_state: Callable[[Params], Any] | None = None
+  # The objective that `update` descends, loss(params, state, batch, rng, step) -> (scalar, (metrics,
+  # state)), for a reader, a test or another optimizer; None for a two-player game.
+  loss: Callable[..., tuple] | None = None
   # check_health({name: mean over the last log window}) -> a warning to print, or None (e.g. a
   # discriminator that wins completely); called by the loop at every log step.
   check_health: Callable[[dict], str | None] | None = None
+
+
+def gradient_update(loss: Callable[..., tuple], optimizer: optax.GradientTransformation) -> UpdateRule:
+  """The update rule of a task with one objective.
+
+  `loss(params, state, batch, rng, step) -> (scalar, (metrics, state))` is differentiated w.r.t. params
+  (the state, e.g. batch statistics, comes back updated through the aux output); one optimizer step
+  follows. The metrics gain `grad_norm`, the global norm of the gradient before the optimizer.
+  """
+  def update(params, state, opt_state, batch, rng, step):
+    (value, (metrics, state)), grads = jax.value_and_grad(loss, has_aux=True)(params, state, batch, rng, step)
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    return (optax.apply_updates(params, updates), state, opt_state, value,
+            {**metrics, "grad_norm": optax.tree.norm(grads)})
+
+  return update
+
+
+def merge_variables(params: Params, state: State) -> Variables:
+  """params and state as one tree: dicts are merged key by key (recursively), e.g.
+  {"model": {"params": p}} + {"model": {"batch_stats": s}, "buffer": b}
+  -> {"model": {"params": p, "batch_stats": s}, "buffer": b}. A key both hold as a leaf is an error."""
+  if not state:
+    return params
+  merged = dict(params)
+  for name, value in state.items():
+    if name not in merged:
+      merged[name] = value
+    elif isinstance(merged[name], Mapping) and isinstance(value, Mapping):
+      merged[name] = merge_variables(dict(merged[name]), value)
+    else:
+      raise ValueError(f"params and state both hold {name!r}: a variable is either trained or carried")
+  return merged
+
+
+def split_variables(variables: Variables, state_collections=("batch_stats",)) -> tuple[Params, State]:
+  """{"model": flax variables, ...} -> (params, state): the model's `state_collections` (flax collections
+  that are carried, not trained) go to state, everything else to params."""
+  model = dict(variables["model"])
+  carried = {name: model.pop(name) for name in state_collections if name in model}
+  params = {**variables, "model": model}
+  return params, ({"model": carried} if carried else {})
 
 
 def task_batch(task: Task, data: Any, labels: Any) -> Batch:

@@ -13,13 +13,15 @@ import math
 import flax.linen as nn
 import jax.numpy as jnp
 import ml_collections
+import optax
 
 from gen_jax.data import levels
 from gen_jax.data.spec import DataSpec
-from gen_jax.train.task import Task
+from gen_jax.train.optimizer import make_optimizer
+from gen_jax.train.task import Task, gradient_update
 
 
-def autoregressive_task(model: nn.Module, spec: DataSpec) -> Task:
+def autoregressive_task(model: nn.Module, spec: DataSpec, optimizer: optax.GradientTransformation) -> Task:
   """The `Task` of a model with `log_prob(x) -> [B]` nats and `sample(rng, num)` in data space."""
   discrete = spec.num_levels is not None
   if getattr(model, "num_levels", None) != spec.num_levels:
@@ -33,23 +35,23 @@ def autoregressive_task(model: nn.Module, spec: DataSpec) -> Task:
     return model.apply(params["model"], batch, method=model.log_prob)
 
   def init(rng, batch):
-    return {"model": model.init(rng, batch, method=model.log_prob)}
+    return {"model": model.init(rng, batch, method=model.log_prob)}, {}
 
   def evaluate(params, batch, rng):
     nll = -log_likelihood(params, batch, rng)
     return {"nll": nll, "bpd": levels.bits_per_dim(nll, num_dims)} if discrete else {"nll": nll}
 
-  def loss(params, batch, rng):
+  def loss(params, state, batch, rng, step):
+    del step
     metrics = {k: jnp.mean(v) for k, v in evaluate(params, batch, rng).items()}
-    return (metrics["bpd"] if discrete else metrics["nll"]), metrics
+    return (metrics["bpd"] if discrete else metrics["nll"]), (metrics, state)
 
   def sample(params, rng, num):
     return model.apply(params["model"], rng, num, method=model.sample)
 
-  return Task(model=model, init=init, loss=loss, evaluate=evaluate, sample=sample,
-              log_likelihoods={"exact": log_likelihood})
+  return Task(model=model, init=init, optimizer=optimizer, update=gradient_update(loss, optimizer), loss=loss,
+              evaluate=evaluate, sample=sample, log_likelihoods={"exact": log_likelihood})
 
 
 def build_autoregressive_task(config: ml_collections.ConfigDict, model: nn.Module, spec: DataSpec) -> Task:
-  del config  # the model's config fields are all the family needs
-  return autoregressive_task(model, spec)
+  return autoregressive_task(model, spec, make_optimizer(config.optim, config.train.num_steps))

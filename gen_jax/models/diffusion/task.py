@@ -1,6 +1,6 @@
 """The diffusion family on the training skeleton: model builder, objective, figures, estimators.
 
-Objectives (config.loss.objective):
+Objectives (config.diffusion.objective):
   "simple"  Ho et al.'s L_simple, the mean squared error of the prediction target (DDPM);
   "elbo"    the variational bound itself, in bits/dim for images (VDM trains on it; a learned
             schedule needs it).
@@ -11,7 +11,7 @@ unbiased draw per example, independent across examples; `gen_jax.eval.likelihood
                       continuous time);
   "probability_flow"  the probability-flow ODE log-likelihood (options divergence "hutchinson" or
                       "exact", method, rtol, atol, num_steps), dequantized for images.
-A run draws its samples with config.sampler (num_steps, eta) and writes two figures for images:
+A run draws its samples with config.diffusion's sample_steps and sample_eta and writes two figures for images:
 the denoised estimate x_hat along the sampling chain, and inpainting of the bottom half of test
 images.
 """
@@ -22,16 +22,18 @@ import math
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
+import optax
 
-from gen_jax import visualize
-from gen_jax.data.levels import bits_per_dim, centres_to_levels
+from gen_jax.data.levels import bits_per_dim
 from gen_jax.data.spec import DataSpec
+from gen_jax.models.diffusion import figures as figures_lib
 from gen_jax.models.diffusion import likelihood
 from gen_jax.models.diffusion.diffusion import GaussianDiffusion
 from gen_jax.models.diffusion.schedules import make_schedule
 from gen_jax.nn import TimeConditionedMLP, UNet
-from gen_jax.train.task import Task
+from gen_jax.train.config_section import refuse_moved, section_options
+from gen_jax.train.optimizer import make_optimizer
+from gen_jax.train.task import Task, gradient_update
 
 OBJECTIVES = ("simple", "elbo")
 
@@ -67,10 +69,10 @@ def diffusion_model(event_shape, denoiser: str = "unet", schedule: str = "linear
                            num_timesteps=None if discrete else num_timesteps)
 
 
-def diffusion_task(model: GaussianDiffusion, spec: DataSpec, objective: str = "simple",
-                   sample_steps: int | None = None, sample_eta: float = 1.0) -> Task:
+def diffusion_task(model: GaussianDiffusion, spec: DataSpec, optimizer: optax.GradientTransformation,
+                   objective: str = "simple", sample_steps: int | None = None, sample_eta: float = 1.0) -> Task:
   if objective not in OBJECTIVES:
-    raise ValueError(f"loss.objective must be one of {OBJECTIVES}, got {objective!r}")
+    raise ValueError(f"diffusion.objective must be one of {OBJECTIVES}, got {objective!r}")
   if (model.num_levels is None) != (spec.num_levels is None) or (
       model.num_levels is not None and model.num_levels != spec.num_levels):
     raise ValueError(f"model.num_levels={model.num_levels} must equal the data's num_levels={spec.num_levels}")
@@ -80,20 +82,21 @@ def diffusion_task(model: GaussianDiffusion, spec: DataSpec, objective: str = "s
   def init(rng, batch):
     params_rng, dropout_rng, elbo_rng = jax.random.split(rng, 3)
     return {"model": model.init({"params": params_rng, "dropout": dropout_rng}, batch, elbo_rng,
-                                method=model.elbo)}
+                                method=model.elbo)}, {}
 
-  def loss(params, batch, rng):
+  def loss(params, state, batch, rng, step):
+    del step
     dropout_rng, loss_rng = jax.random.split(rng)
     rngs = {"dropout": dropout_rng}
     if objective == "simple":
       value = jnp.mean(model.apply(params["model"], batch, loss_rng, True, method=model.simple_loss, rngs=rngs))
-      return value, {"simple_loss": value}
+      return value, ({"simple_loss": value}, state)
     parts = model.apply(params["model"], batch, loss_rng, True, method=model.elbo, rngs=rngs)
     metrics = {name: jnp.mean(value) for name, value in parts.items()}
     value = -metrics["elbo"]
     if images:  # a bits/dim-sized loss for images (its scale independent of the resolution), nats for vectors
       value = metrics["bpd"] = bits_per_dim(value, num_dims)
-    return value, metrics
+    return value, (metrics, state)
 
   def evaluate(params, batch, rng):
     # One independent time per example. `elbo`'s antithetic times (u + i / B) couple a batch's
@@ -121,28 +124,16 @@ def diffusion_task(model: GaussianDiffusion, spec: DataSpec, objective: str = "s
   def figures(params, rng, examples):
     if not images:
       return {}
-    levels = spec.num_levels
-    sample_rng, edit_rng = jax.random.split(rng)
-    _, trajectory = model.apply(params["model"], sample_rng, 8, sample_steps, sample_eta,
-                                return_trajectory=True, method=model.sample)  # [steps, 8, ...]
-    columns = np.round(np.linspace(0, trajectory.shape[0] - 1, 8)).astype(int)
-    chain = np.swapaxes(np.asarray(centres_to_levels(trajectory[columns], levels)), 0, 1).reshape(-1, *spec.event_shape)
-    examples = jnp.asarray(examples[:8])
-    mask = np.zeros(examples.shape, np.float32)
-    mask[:, : spec.event_shape[0] // 2] = 1.0  # top half known
-    inpainted = model.apply(params["model"], edit_rng, examples, 1.0, sample_steps, jnp.asarray(mask), sample_eta,
-                            method=model.edit)
-    rows = np.concatenate([np.asarray(examples), (np.asarray(examples) * mask).astype(np.uint8),
-                           np.asarray(inpainted)])
-    return {"denoising": visualize.image_grid(chain, levels, columns=8),
-            "inpainting": visualize.image_grid(rows, levels, columns=8)}
+    return figures_lib.denoising_and_inpainting(model, params["model"], rng, jnp.asarray(examples[:8]), spec.num_levels,
+                                                sample_steps, sample_eta)
 
-  return Task(model=model, init=init, loss=loss, evaluate=evaluate, sample=sample, figures=figures,
+  return Task(model=model, init=init, optimizer=optimizer, update=gradient_update(loss, optimizer), loss=loss,
+              evaluate=evaluate, sample=sample, figures=figures,
               log_likelihoods={"elbo": log_elbo, "probability_flow": log_probability_flow})
 
 
 def build_diffusion_task(config: ml_collections.ConfigDict, model: GaussianDiffusion, spec: DataSpec) -> Task:
-  loss = config.get("loss", ml_collections.ConfigDict())
-  sampler = config.get("sampler", ml_collections.ConfigDict())
-  return diffusion_task(model, spec, objective=loss.get("objective", "simple"),
-                        sample_steps=sampler.get("num_steps", None), sample_eta=sampler.get("eta", 1.0))
+  """config.diffusion: the keyword options of `diffusion_task` (objective, sample_steps, sample_eta)."""
+  refuse_moved(config, {"loss": "diffusion.objective", "sampler": "diffusion.sample_steps / sample_eta"})
+  return diffusion_task(model, spec, make_optimizer(config.optim, config.train.num_steps),
+                        **section_options(config, "diffusion", diffusion_task))

@@ -4,7 +4,7 @@ Vectors [B, D]: `num_layers` x [LU-linear map, RQ-spline coupling (alternating d
 then a final LU-linear map (the paper's "RQ-NSF (C)" with invertible linear layers between).
 
 Images [B, H, W, C] in [0, 1]: logit preprocessing, then the multi-scale architecture of Glow with
-spline couplings: `num_levels` levels of squeeze and `num_layers` steps
+spline couplings: `num_scales` scales of squeeze and `num_layers` steps
 [ActNorm, invertible 1x1 convolution, RQ-spline coupling (channel mask)], factor-out between
 levels. The latent z has x's shape, arranged as in `multiscale.MultiScale`.
 """
@@ -15,7 +15,7 @@ import flax.linen as nn
 from gen_jax.models.flows.actnorm import ActNorm
 from gen_jax.models.flows.chain import Chain
 from gen_jax.models.flows.flow import FlowModel
-from gen_jax.models.flows.glow import check_num_levels
+from gen_jax.models.flows.glow import check_num_scales
 from gen_jax.models.flows.invertible_conv import Invertible1x1Conv, LULinear
 from gen_jax.models.flows.logit import Logit
 from gen_jax.models.flows.multiscale import FlowLevel, MultiScale
@@ -28,7 +28,7 @@ class NeuralSplineFlow(FlowModel):
   Attributes:
     event_shape: (D,) or (H, W, C).
     num_layers: couplings (vectors) or steps per level (images).
-    num_levels: levels of the image flow; H and W must be divisible by 2**num_levels.
+    num_scales: scales of the image flow; H and W must be divisible by 2**num_scales.
     num_bins: K, spline bins.
     bound: B, the splines act on [-B, B] and are the identity outside.
     hidden: conditioner width (MLP units or conv channels).
@@ -36,7 +36,7 @@ class NeuralSplineFlow(FlowModel):
     logit_alpha: alpha of the logit preprocessing of images.
   """
   num_layers: int = 4
-  num_levels: int = 2
+  num_scales: int = 2
   num_bins: int = 8
   bound: float = 3.0
   hidden: int = 64
@@ -53,7 +53,7 @@ class NeuralSplineFlow(FlowModel):
         raise ValueError(f"NeuralSplineFlow needs at least D=2 dimensions, got event_shape "
                          f"{self.event_shape}")
       return
-    check_num_levels(self.event_shape, self.num_levels, "NeuralSplineFlow")
+    check_num_scales(self.event_shape, self.num_scales, "NeuralSplineFlow")
 
   def _coupling(self, mask_type: str, parity: int) -> SplineCoupling:
     return SplineCoupling(mask_type=mask_type, parity=parity % 2, num_bins=self.num_bins,
@@ -67,7 +67,7 @@ class NeuralSplineFlow(FlowModel):
       layers.append(LULinear(seed=self.num_layers))
       return Chain(layers)
     levels = []
-    for level in range(self.num_levels):
+    for level in range(self.num_scales):
       steps = []
       for step in range(self.num_layers):
         steps += [ActNorm(), Invertible1x1Conv(seed=level * self.num_layers + step),

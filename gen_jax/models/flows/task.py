@@ -14,18 +14,22 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
+import optax
 
 from gen_jax.data import dequantize
 from gen_jax.data import levels
 from gen_jax.data.spec import DataSpec
-from gen_jax.train.task import Task
+from gen_jax.train.config_section import refuse_moved, section_options
+from gen_jax.train.optimizer import make_optimizer
+from gen_jax.train.task import Task, gradient_update
 
 
-def flow_task(model: nn.Module, spec: DataSpec, dequantization: str = "uniform") -> Task:
+def flow_task(model: nn.Module, spec: DataSpec, optimizer: optax.GradientTransformation,
+              dequantization: str = "uniform") -> Task:
   num_dims = math.prod(spec.event_shape)
   discrete = spec.num_levels is not None
   if dequantization not in ("uniform", "variational"):
-    raise ValueError(f"data.dequantization must be 'uniform' or 'variational', got {dequantization!r}")
+    raise ValueError(f"flow.dequantization must be 'uniform' or 'variational', got {dequantization!r}")
   variational = discrete and dequantization == "variational"
   dequantizer = dequantize.VariationalDequantizer(num_levels=spec.num_levels) if variational else None
 
@@ -47,7 +51,7 @@ def flow_task(model: nn.Module, spec: DataSpec, dequantization: str = "uniform")
     params = {"model": model.init(model_rng, y, method=model.log_prob)}
     if variational:
       params["dequantizer"] = dequantizer.init(deq_rng, batch, noise_rng)
-    return params
+    return params, {}
 
   def evaluate(params, batch, rng):
     nll = -log_likelihood(params, batch, rng)
@@ -55,11 +59,11 @@ def flow_task(model: nn.Module, spec: DataSpec, dequantization: str = "uniform")
       return {"nll": nll}
     return {"nll": nll, "bpd": levels.bits_per_dim(nll, num_dims)}
 
-  def loss(params, batch, rng):
-    metrics = evaluate(params, batch, rng)
-    metrics = {k: jnp.mean(v) for k, v in metrics.items()}
+  def loss(params, state, batch, rng, step):
+    del step
+    metrics = {k: jnp.mean(v) for k, v in evaluate(params, batch, rng).items()}
     # Bits/dim for images keeps the loss scale independent of resolution; nats for vectors.
-    return (metrics["bpd"] if discrete else metrics["nll"]), metrics
+    return (metrics["bpd"] if discrete else metrics["nll"]), (metrics, state)
 
   def sample(params, rng, num):
     y = model.apply(params["model"], rng, num, method=model.sample)
@@ -68,9 +72,12 @@ def flow_task(model: nn.Module, spec: DataSpec, dequantization: str = "uniform")
     # y lies in (0, 1) (the logit preprocessing ends in a sigmoid); floor(y L) is its bin.
     return levels.unit_to_levels(y, spec.num_levels)
 
-  return Task(model=model, init=init, loss=loss, evaluate=evaluate, sample=sample,
-              log_likelihoods={"exact": log_likelihood})
+  return Task(model=model, init=init, optimizer=optimizer, update=gradient_update(loss, optimizer), loss=loss,
+              evaluate=evaluate, sample=sample, log_likelihoods={"exact": log_likelihood})
 
 
 def build_flow_task(config: ml_collections.ConfigDict, model: nn.Module, spec: DataSpec) -> Task:
-  return flow_task(model, spec, config.data.get("dequantization", "uniform"))
+  """config.flow: the keyword options of `flow_task` (dequantization)."""
+  refuse_moved(config, {"data.dequantization": "flow.dequantization"})
+  return flow_task(model, spec, make_optimizer(config.optim, config.train.num_steps),
+                   **section_options(config, "flow", flow_task))

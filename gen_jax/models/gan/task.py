@@ -31,17 +31,16 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 import optax
 
-from gen_jax import visualize
-from gen_jax.data.levels import centres_to_levels
 from gen_jax.data.spec import DataSpec
+from gen_jax.models.gan import figures as figures_lib
 from gen_jax.models.gan import losses as losses_lib
 from gen_jax.models.gan import networks
 from gen_jax.models.gan.gan import GAN
-from gen_jax import latent_space
-from gen_jax.train.task import Task
+from gen_jax.train import optimizer as optimizer_lib
+from gen_jax.train.config_section import section_options
+from gen_jax.train.task import Task, merge_variables, split_variables
 
 WIN_ACCURACY = 0.99
 
@@ -73,16 +72,14 @@ def gan_task(model: GAN, spec: DataSpec, loss: str = "non_saturating", n_critic:
   images = spec.num_levels is not None
   has_stats = lambda v: "batch_stats" in v
 
+  optimizer = optimizer_lib.players({"generator": g_opt, "discriminator": d_opt})
+
   def init(rng, batch):
     init_rng, z_rng = jax.random.split(rng)
     z = jax.random.normal(z_rng, (batch.shape[0], model.latent_dim))
     x = model.apply({}, batch, method=model.to_model_space)
-    return {"model": model.init(init_rng, z, x, False)}
-
-  def init_opt_state(params):
-    variables = params["model"]
-    return {"generator": g_opt.init(_player(variables, "generator")),
-            "discriminator": d_opt.init(_player(variables, "discriminator"))}
+    # Trained: both players' params; carried: BatchNorm statistics, spectral norm's estimates.
+    return split_variables({"model": model.init(init_rng, z, x, False)})
 
   def apply(variables, *args, method, train):
     """model.apply in train mode with batch_stats mutable -> (out, new stats or None)."""
@@ -91,8 +88,12 @@ def gan_task(model: GAN, spec: DataSpec, loss: str = "non_saturating", n_critic:
       return out, updates["batch_stats"]
     return model.apply(variables, *args, train, method=method), variables.get("batch_stats")
 
-  def update(params, opt_state, batch, rng, step):
-    variables = params["model"]
+  def update(params, state, opt_state, batch, rng, step):
+    variables, opt_state, loss_value, metrics = two_player_step(merge_variables(params, state)["model"], opt_state,
+                                                                batch, rng, step)
+    return (*split_variables({"model": variables}), opt_state, loss_value, metrics)
+
+  def two_player_step(variables, opt_state, batch, rng, step):
     z_rng, penalty_rng = jax.random.split(rng)
     x_real = model.apply(variables, batch, method=model.to_model_space)
     z = jax.random.normal(z_rng, (x_real.shape[0], model.latent_dim))
@@ -154,8 +155,7 @@ def gan_task(model: GAN, spec: DataSpec, loss: str = "non_saturating", n_critic:
           step % n_critic == n_critic - 1, step_generator, keep_generator, None)
     variables = _with(variables, "generator", g_params, stats)
     metrics.update(g_loss=g_value, d_grad_norm=optax.tree.norm(d_grads), g_grad_norm=g_grad_norm)
-    return ({"model": variables}, {"generator": g_state, "discriminator": d_state}, d_value + g_value,
-            metrics)
+    return variables, {"generator": g_state, "discriminator": d_state}, d_value + g_value, metrics
 
   def evaluate(params, batch, rng):
     variables = params["model"]
@@ -171,17 +171,10 @@ def gan_task(model: GAN, spec: DataSpec, loss: str = "non_saturating", n_critic:
     return model.apply(params["model"], rng, num, method=model.sample)
 
   def figures(params, rng, examples):
+    del examples
     if not images:
       return {}
-    variables = params["model"]
-    levels = lambda z: np.asarray(centres_to_levels(model.apply(variables, z, False, method=model.decode),
-                                                    spec.num_levels))
-    z = jax.random.normal(rng, (16, model.latent_dim))
-    path = jnp.concatenate([latent_space.spherical_interpolation(z[i], z[8 + i], 8) for i in range(8)])
-    dims = list(range(min(8, model.latent_dim)))
-    traversal = latent_space.latent_traversal(z[0], dims, np.linspace(-2.5, 2.5, 8))
-    return {"interpolations": visualize.image_grid(levels(path), spec.num_levels, columns=8),
-            "traversals": visualize.image_grid(levels(traversal), spec.num_levels, columns=8)}
+    return figures_lib.interpolations_and_traversals(model, params["model"], rng, spec.num_levels)
 
   def check_health(metrics):
     if loss == "wasserstein":  # a critic's scores have no decision threshold
@@ -193,20 +186,24 @@ def gan_task(model: GAN, spec: DataSpec, loss: str = "non_saturating", n_critic:
               "gradient is vanishing, training has likely failed")
     return None
 
-  return Task(model=model, init=init, loss=None, evaluate=evaluate, sample=sample, figures=figures,
-              update=update, init_opt_state=init_opt_state, check_health=check_health)
+  return Task(model=model, init=init, optimizer=optimizer, update=update, evaluate=evaluate, sample=sample,
+              figures=figures, check_health=check_health)
 
 
 def build_gan_task(config: ml_collections.ConfigDict, model: GAN, spec: DataSpec) -> Task:
-  """config.gan: loss, n_critic, gradient_penalty, r1_penalty; config.optim: generator_learning_rate,
-  discriminator_learning_rate, b1, b2 (constant learning rates, Adam)."""
-  gan = config.get("gan", ml_collections.ConfigDict())
+  """config.gan: the keyword options of `gan_task`; config.optim: every field of
+  `gen_jax.train.optimizer.make_optimizer` but `learning_rate`, which each player has its own of
+  (generator_learning_rate, discriminator_learning_rate)."""
   optim = config.optim
-  adam = lambda lr: optax.adam(lr, b1=optim.get("b1", 0.5), b2=optim.get("b2", 0.999))
-  return gan_task(model, spec, loss=gan.get("loss", "non_saturating"), n_critic=gan.get("n_critic", 1),
-                  gradient_penalty=gan.get("gradient_penalty", 0.0), r1_penalty=gan.get("r1_penalty", 0.0),
-                  generator_optimizer=adam(optim.get("generator_learning_rate", 2e-4)),
-                  discriminator_optimizer=adam(optim.get("discriminator_learning_rate", 2e-4)))
+  rates = ("generator_learning_rate", "discriminator_learning_rate")
+  optimizer_lib.check_optim_fields(optim, set(optimizer_lib.OPTIM_FIELDS) - {"learning_rate"} | set(rates))
+  missing = [name for name in rates if name not in optim]
+  if missing:
+    raise ValueError(f"a GAN's config.optim needs {missing}: each player has its own learning rate")
+  player = lambda rate: optimizer_lib.make_optimizer(optim, config.train.num_steps, learning_rate=optim[rate])
+  return gan_task(model, spec, generator_optimizer=player(rates[0]), discriminator_optimizer=player(rates[1]),
+                  **section_options(config, "gan", gan_task,
+                                                     skip=("generator_optimizer", "discriminator_optimizer")))
 
 
 def gan_model(event_shape, architecture: str = "dcgan", latent_dim: int = 100, num_levels: int | None = None,

@@ -23,14 +23,15 @@ import math
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
+import optax
 
-from gen_jax import latent_space
-from gen_jax import visualize
 from gen_jax.data.levels import bits_per_dim
 from gen_jax.data.spec import DataSpec
+from gen_jax.models.vae import figures as figures_lib
 from gen_jax.models.vae.vae import largest_divisor_at_most
-from gen_jax.train.task import Task
+from gen_jax.train.config_section import refuse_moved, section_options
+from gen_jax.train.optimizer import make_optimizer
+from gen_jax.train.task import Task, gradient_update
 
 ACTIVE_UNIT_THRESHOLD = 1e-2
 
@@ -40,11 +41,12 @@ def binarize(rng, x_levels, num_levels):
   return (jax.random.uniform(rng, x_levels.shape) < x_levels.astype(jnp.float32) / (num_levels - 1)).astype(jnp.uint8)
 
 
-def vae_task(model, spec: DataSpec, beta: float = 1.0, kl_warmup_steps: int = 0, likelihood: str = "") -> Task:
+def vae_task(model, spec: DataSpec, optimizer: optax.GradientTransformation, beta: float = 1.0,
+             kl_warmup_steps: int = 0, likelihood: str = "") -> Task:
   if beta < 0:
-    raise ValueError(f"loss.beta must be >= 0, got {beta}")
+    raise ValueError(f"vae.beta must be >= 0, got {beta}")
   if kl_warmup_steps < 0:
-    raise ValueError(f"loss.kl_warmup_steps must be >= 0, got {kl_warmup_steps}")
+    raise ValueError(f"vae.kl_warmup_steps must be >= 0, got {kl_warmup_steps}")
   num_dims = math.prod(spec.event_shape)
   discrete = spec.num_levels is not None
   binarized = likelihood == "bernoulli"
@@ -58,7 +60,7 @@ def vae_task(model, spec: DataSpec, beta: float = 1.0, kl_warmup_steps: int = 0,
 
   def init(rng, batch):
     data_rng, model_rng, elbo_rng = jax.random.split(rng, 3)
-    return {"model": model.init(model_rng, prepare(batch, data_rng), elbo_rng, method=model.elbo)}
+    return {"model": model.init(model_rng, prepare(batch, data_rng), elbo_rng, method=model.elbo)}, {}
 
   def evaluate(params, batch, rng):
     parts = elbo_parts(params, batch, rng)
@@ -71,7 +73,7 @@ def vae_task(model, spec: DataSpec, beta: float = 1.0, kl_warmup_steps: int = 0,
       metrics[f"{label}_{i:02d}"] = per_dim[:, i]
     return metrics
 
-  def loss(params, batch, rng, step):
+  def loss(params, state, batch, rng, step):
     parts = elbo_parts(params, batch, rng)
     weight = beta if kl_warmup_steps == 0 else beta * jnp.minimum(1.0, step / kl_warmup_steps)
     objective = jnp.mean(parts["reconstruction"] - weight * parts["kl"])
@@ -83,7 +85,7 @@ def vae_task(model, spec: DataSpec, beta: float = 1.0, kl_warmup_steps: int = 0,
       variance = jnp.var(parts["posterior_mean"].reshape(batch.shape[0], -1), axis=0)
       metrics["active_units"] = jnp.sum(variance > ACTIVE_UNIT_THRESHOLD).astype(jnp.float32)
     # A bits/dim-sized loss for discrete data (its scale independent of the resolution), nats for vectors.
-    return (bits_per_dim(-objective, num_dims) if discrete else -objective), metrics
+    return (bits_per_dim(-objective, num_dims) if discrete else -objective), (metrics, state)
 
   def sample(params, rng, num):
     return model.apply(params["model"], rng, num, method=model.sample)
@@ -99,32 +101,18 @@ def vae_task(model, spec: DataSpec, beta: float = 1.0, kl_warmup_steps: int = 0,
                        method=model.iwae_bound)
 
   def figures(params, rng, examples):
-    """Reconstructions (inputs above, decoded posterior means below) and slerp interpolations
-    between posterior means; works for any latent pytree (a vector, or the HVAE's layer list)."""
     if not discrete or spec.kind != "image":
       return {}
-    examples = jnp.asarray(prepare(jnp.asarray(examples), rng))
-    levels = 2 if binarized else spec.num_levels
-    to_levels = lambda x: np.clip(np.round(np.asarray(x)), 0, levels - 1).astype(np.uint8)
-    decode_mean = lambda z: model.apply(params["model"], z, method=model.decode_mean)
-    latents = model.apply(params["model"], examples, method=model.posterior_mean)
-    n = min(8, examples.shape[0] // 2)
+    return figures_lib.reconstructions_and_interpolations(model, params["model"], prepare(jnp.asarray(examples), rng),
+                                                          2 if binarized else spec.num_levels)
 
-    def interpolate(z):  # [B, ...] -> [n * 8, ...]: row i goes from example i to example n + i
-      flat = z.reshape(z.shape[0], -1)
-      path = jnp.concatenate([latent_space.spherical_interpolation(flat[i], flat[n + i], 8) for i in range(n)])
-      return path.reshape(-1, *z.shape[1:])
-
-    pairs = np.concatenate([np.asarray(examples[:16]), to_levels(decode_mean(latents)[:16])])
-    return {"reconstructions": visualize.image_grid(pairs, levels, columns=16),
-            "interpolations": visualize.image_grid(to_levels(decode_mean(jax.tree.map(interpolate, latents))),
-                                                   levels, columns=8)}
-
-  return Task(model=model, init=init, loss=loss, evaluate=evaluate, sample=sample, loss_uses_step=True,
-              figures=figures, log_likelihoods={"elbo": log_elbo, "iwae": log_iwae})
+  return Task(model=model, init=init, optimizer=optimizer, update=gradient_update(loss, optimizer), loss=loss,
+              evaluate=evaluate, sample=sample, figures=figures, log_likelihoods={"elbo": log_elbo, "iwae": log_iwae})
 
 
 def build_vae_task(config: ml_collections.ConfigDict, model, spec: DataSpec) -> Task:
-  loss = config.get("loss", ml_collections.ConfigDict())
-  return vae_task(model, spec, beta=loss.get("beta", 1.0), kl_warmup_steps=loss.get("kl_warmup_steps", 0),
-                  likelihood=config.model.get("likelihood", ""))
+  """config.vae: the keyword options of `vae_task` (beta, kl_warmup_steps); the likelihood is the model's."""
+  refuse_moved(config, {"loss": "vae.beta / vae.kl_warmup_steps"})
+  return vae_task(model, spec, make_optimizer(config.optim, config.train.num_steps),
+                  likelihood=config.model.get("likelihood", ""),
+                  **section_options(config, "vae", vae_task, skip=("likelihood",)))
