@@ -85,6 +85,13 @@ def _check_latent(z: jax.Array, latent_dim: int) -> None:
     raise ValueError(f"z must have shape [B, latent_dim={latent_dim}], got {tuple(z.shape)}")
 
 
+def generator_plan(z: jax.Array, latent_dim: int, output_shape, num_upsamplings: int | None):
+  """Checks z [B, latent_dim] and returns the `resolution_plan` (b_h, b_w, n) of a generator's output."""
+  _check_latent(z, latent_dim)
+  height, width, _ = output_shape
+  return resolution_plan(height, width, num_upsamplings)
+
+
 def _check_images(x: jax.Array, name: str = "x") -> None:
   checks.check_rank(x, 4, name, "[B, H, W, C] (images on the [-1, 1] scale)")
 
@@ -186,9 +193,8 @@ class DCGANGenerator(nn.Module):
 
   @nn.compact
   def __call__(self, z: jax.Array, train: bool) -> jax.Array:
-    _check_latent(z, self.latent_dim)
-    height, width, channels = self.output_shape
-    bh, bw, n = resolution_plan(height, width, self.num_upsamplings)
+    bh, bw, n = generator_plan(z, self.latent_dim, self.output_shape, self.num_upsamplings)
+    channels = self.output_shape[-1]
     # Named as flax's ConvTranspose would be: runs saved before the phase form load unchanged.
     conv_t = lambda i, features, kernel, stride, pad: PhaseConvTranspose(
         features, kernel, strides=(stride, stride), padding=pad, use_bias=False,
@@ -310,9 +316,8 @@ class ResNetGenerator(nn.Module):
 
   @nn.compact
   def __call__(self, z: jax.Array, train: bool) -> jax.Array:
-    _check_latent(z, self.latent_dim)
-    height, width, channels = self.output_shape
-    bh, bw, n = resolution_plan(height, width, self.num_upsamplings)
+    bh, bw, n = generator_plan(z, self.latent_dim, self.output_shape, self.num_upsamplings)
+    channels = self.output_shape[-1]
     h = nn.Dense(bh * bw * self.channels)(z).reshape(z.shape[0], bh, bw, self.channels)
     for _ in range(n):
       h = GeneratorBlock(self.channels)(h, train)
