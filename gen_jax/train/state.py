@@ -10,7 +10,7 @@ import optax
 
 from gen_jax.train.task import merge_variables
 
-# Written beside every run's checkpoints (run.json); a run whose format differs cannot be restored into
+# Written beside every run's checkpoints (checkpoint_format.json); a run whose format differs cannot be restored into
 # this version's TrainState. 2: params and the carried (non-trained) state in separate slots.
 CHECKPOINT_FORMAT = 2
 
