@@ -164,3 +164,58 @@ def test_config_fields_must_align_with_steps_per_call(tmp_path):
   config.model.name = "nope"
   with pytest.raises(ValueError, match="model.name must be one of"):
     loop.train_and_evaluate(config, str(tmp_path))
+
+
+def _conv_task(optimizer, convolve):
+  """A one-layer convolutional (or, convolve=False, dense) regression: enough to choose the K-step plan."""
+  def init(rng, batch):
+    del batch
+    return {"model": {"w": 0.1 * jax.random.normal(rng, (3, 3, 2, 2))}}, {}
+
+  def loss(params, state, batch, rng, step):
+    del step
+    w = params["model"]["w"]
+    noisy = batch + 0.01 * jax.random.normal(rng, batch.shape)
+    y = (jax.lax.conv_general_dilated(noisy, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+         if convolve else noisy @ w[1, 1])
+    return jnp.mean((y - batch[..., ::-1]) ** 2), ({}, state)
+
+  return Task(model=None, init=init, optimizer=optimizer, update=gradient_update(loss, optimizer), loss=loss,
+              evaluate=None, sample=None)
+
+
+@pytest.mark.parametrize("convolve", [True, False])
+def test_k_steps_per_call_equal_a_scan_of_single_steps(convolve):
+  """On CPU a step with a convolution runs K compiled single steps (XLA:CPU runs its gradient convolutions
+  in a while loop 23-47x slower); without one it is a lax.scan. Either way: the scan's numbers."""
+  from gen_jax.train import step as step_lib
+  optimizer = make_optimizer(tiny_toy_config().optim, 100)
+  task = _conv_task(optimizer, convolve)
+  mesh = sharding.make_mesh(jax.devices()[:1])
+  batches = jax.random.normal(jax.random.key(1), (4, 8, 6, 6, 2))
+  init_state, state_sharding = step_lib.make_init_state(task, 0.9, mesh)
+  steps = step_lib.make_train_steps(task, 0.9, mesh, state_sharding)
+  key = jax.random.key(2)
+  reference = jax.jit(lambda state: jax.lax.scan(
+      lambda s, b: step_lib.train_step(s, b, key, task=task, ema_decay=0.9), state, batches))
+  expected_state, expected = reference(init_state(jax.random.key(0), batches[0]))
+  state, metrics = steps(init_state(jax.random.key(0), batches[0]), batches, key)
+  assert steps.step_by_step is convolve
+  assert int(state.step) == 4 and metrics["loss"].shape == (4,)
+  np.testing.assert_allclose(metrics["loss"], expected["loss"], rtol=1e-5)
+  for got, want in zip(jax.tree.leaves(state), jax.tree.leaves(expected_state)):
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+
+
+def test_a_convolution_is_found_wherever_the_step_nests_it():
+  from gen_jax.train.step import _has_convolution
+  conv = lambda x: jax.lax.conv_general_dilated(x, jnp.ones((1, 1, 2, 2)), (1, 1), "SAME",
+                                                dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  x = jnp.ones((1, 3, 3, 2))
+  nestings = {"top": conv, "jit": jax.jit(conv), "remat": jax.checkpoint(conv),
+              "cond": lambda x: jax.lax.cond(True, conv, lambda x: x, x),
+              "scan": lambda x: jax.lax.scan(lambda c, _: (conv(c), None), x, None, length=2)[0],
+              "grad": jax.grad(lambda x: jnp.sum(jax.jit(conv)(x)))}
+  for name, f in nestings.items():
+    assert _has_convolution(jax.make_jaxpr(f)(x)), name
+  assert not _has_convolution(jax.make_jaxpr(lambda x: jnp.tanh(x @ jnp.ones((2, 2))))(x))
