@@ -11,6 +11,10 @@ import time
 
 import numpy as np
 
+# Before any benchmark touches jax: gen_jax sets its XLA:CPU flag on import (gen_jax/xla_cpu_flags.py),
+# so every side timed here runs the convolutions a user of gen_jax gets; environments record XLA_FLAGS.
+import gen_jax  # noqa: F401  pylint: disable=unused-import
+
 
 def cpu_model() -> str:
   try:
