@@ -12,6 +12,10 @@ older Eigen path runs the convolutions gen_jax's models use faster, forward and 
     3x3 s1, Glow    (64,8,8,16)->256           3.84 / 4.21 / 3.29                         2.0 / 3.4 / 2.4
     3x3 s1, EBM 28  (64,28,28,32)->32          10.6 / 10.9 / 12.6                         5.9 / 6.8 / 13
 
+(2026-12-02, single-shot probes.) The three-round run of 2026-12-03 on a 2-core AMD EPYC: Eigen faster
+on 22 of 24 passes (1.1-2.2x), slower on the DCGAN critic's input gradient (0.91x) and the 28x28 EBM
+kernel gradient (0.92x); every end-to-end CPU benchmark faster (benchmarks/RESULTS.md).
+
 Matmuls do not go through this flag, and the numerics are the same convolution (a test checks both paths
 against a float64 reference of `lax.conv_general_dilated`). The oneDNN and XNNPACK flags of this jaxlib
 (`--xla_cpu_use_onednn`, `--xla_cpu_experimental_onednn_fusion_type=+individual_convolution`,
