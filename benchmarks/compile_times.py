@@ -32,6 +32,10 @@ from gen_jax.train import sharding, step as step_lib  # pylint: disable=wrong-im
 NOT_TRAINED_HERE = {"base", "gan_base", "__init__"}
 
 
+def label(name: str, variant: str) -> str:
+  return f"{name}:{variant}" if variant else name
+
+
 def measure(name: str, variant: str) -> dict:
   config = importlib.import_module(f"experiments.configs.{name}").get_config(variant or None)
   t = config.train
@@ -49,19 +53,18 @@ def measure(name: str, variant: str) -> dict:
   key = jax.random.key(1)
   k = 1
   plan = lambda: jax.tree.map(lambda *b: np.stack(b), *[batch_at(s) for s in range(k)])
-  with jax.log_compiles(False):
+  t0 = time.perf_counter()
+  state, _ = jax.block_until_ready(steps(state, plan(), key))
+  first = time.perf_counter() - t0
+  if not steps.step_by_step and t.steps_per_call > 1:  # the run compiles the K-step scan, not this
+    k = t.steps_per_call
     t0 = time.perf_counter()
     state, _ = jax.block_until_ready(steps(state, plan(), key))
     first = time.perf_counter() - t0
-    if not steps.step_by_step and t.steps_per_call > 1:  # the run compiles the K-step scan, not this
-      k = t.steps_per_call
-      t0 = time.perf_counter()
-      state, _ = jax.block_until_ready(steps(state, plan(), key))
-      first = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    state, metrics = jax.block_until_ready(steps(state, plan(), key))
-    steady = time.perf_counter() - t0
-  return {"config": f"{name}:{variant}" if variant else name, "batch": t.batch_size,
+  t0 = time.perf_counter()
+  state, metrics = jax.block_until_ready(steps(state, plan(), key))
+  steady = time.perf_counter() - t0
+  return {"config": label(name, variant), "batch": t.batch_size,
           "plan": "step by step" if steps.step_by_step else f"lax.scan of {k}",
           "build_and_init_s": round(t_init, 2), "compile_s": round(first - steady, 2),
           "step_s": round(steady / k, 4), "loss_finite": bool(np.isfinite(np.asarray(metrics["loss"])).all())}
@@ -82,7 +85,7 @@ def main():
       try:
         row = measure(name, variant)
       except Exception as e:  # a config the machine cannot run (e.g. data not here): say so, go on
-        row = {"config": f"{name}:{variant}" if variant else name, "error": f"{type(e).__name__}: {e}"[:300]}
+        row = {"config": label(name, variant), "error": f"{type(e).__name__}: {e}"[:300]}
       rows.append(row)
       print(json.dumps(row), flush=True)
   result = {"date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
