@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gen_jax.models.flows import (ActNorm, AffineCoupling, Chain, FlowLevel, Invertible1x1Conv,
+from gen_jax.models.flows import (ActNorm, AffineCoupling, Chain, FlowLevel, Glow, Invertible1x1Conv,
                                   Logit, LULinear, MaskedAutoregressiveAffine, MultiScale, Reverse,
                                   SplineCoupling, Squeeze, rational_quadratic_spline, squeeze2d,
                                   unsqueeze2d)
@@ -244,6 +244,27 @@ def test_actnorm_data_dependent_init_normalises_the_init_batch(shape):
   # Parameters created from the inverse direction (no data) start at the identity.
   from_inverse = actnorm.init(key(1), x, method=actnorm.inverse)
   np.testing.assert_allclose(actnorm.apply(from_inverse, x, method=actnorm.forward)[0], x)
+
+
+@pytest.mark.parametrize("batch", ["zeros", "one_vector", "nan"])
+def test_actnorm_init_refuses_a_degenerate_batch(batch):
+  x = {"zeros": jnp.zeros((16, 3)), "one_vector": jnp.ones((1, 3)),
+       "nan": jnp.full((16, 3), jnp.nan)}[batch]
+  actnorm = ActNorm()
+  with pytest.raises(ValueError, match="ActNorm's data-dependent init"):
+    actnorm.init(key(1), x, method=actnorm.forward)
+  # One channel that does not vary is enough to refuse; a batch that varies everywhere is accepted.
+  varied = jnp.asarray(np.random.default_rng(0).standard_normal((16, 3)), jnp.float32)
+  with pytest.raises(ValueError, match="1 of 3 channels are constant"):
+    actnorm.init(key(1), varied.at[:, 1].set(0.5), method=actnorm.forward)
+  actnorm.init(key(1), varied, method=actnorm.forward)
+
+
+def test_glow_init_on_a_zero_batch_is_refused():
+  """The trap of a flax user's `model.init(rng, jnp.zeros(...))`: a non-finite log_prob, unannounced."""
+  glow = Glow(event_shape=(8, 8, 1), num_scales=2, num_steps=1, hidden_channels=8)
+  with pytest.raises(ValueError, match="not zeros or a single example"):
+    glow.init(key(0), jnp.zeros((4, 8, 8, 1)))
 
 
 def test_invertible_1x1_conv_starts_at_a_rotation_and_its_weight_matches():
