@@ -175,6 +175,9 @@ def test_probability_flow_log_prob_equals_the_exact_marginal():
                     - gaussian_log_prob(z1, a1 * MEAN, a1 ** 2 * COV + s1 ** 2 * np.eye(D)))
   np.testing.assert_allclose(np.asarray(log_p), q0 + prior_mismatch, atol=1e-4)
   assert np.abs(prior_mismatch).max() < 5e-3
+  # The module's own `log_prob` (the family-wide form `model.apply(variables, x, ..., method=...)`).
+  method = m.apply(variables, x, jax.random.key(3), "exact", rtol=1e-6, atol=1e-6, method=m.log_prob)
+  np.testing.assert_array_equal(np.asarray(method), np.asarray(log_p))
   # Hutchinson's estimate is unbiased: its mean over 64 noise draws agrees within 4 standard errors.
   draws = jax.jit(jax.vmap(lambda k: likelihood.probability_flow_log_likelihood(
       m, variables, x[:4], k, divergence="hutchinson", rtol=1e-5, atol=1e-5)[0]))(

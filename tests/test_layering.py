@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import ast
+import importlib
 import pathlib
 
 import pytest
@@ -116,3 +117,14 @@ def test_the_checker_catches_each_forbidden_import(module, source):
 ])
 def test_the_checker_allows_what_the_layers_allow(module, source):
   assert not violations(module, imported_modules(source, module))
+
+
+@pytest.mark.parametrize("family", ["autoregressive", "diffusion", "ebm", "flows", "gan", "vae"])
+def test_every_family_package_exports_its_names(family):
+  """`from gen_jax.models.<family> import <Model>` works for the names the README lists."""
+  package = importlib.import_module(f"gen_jax.models.{family}")
+  assert package.__all__, f"gen_jax.models.{family} exports nothing"
+  missing = [name for name in package.__all__ if not hasattr(package, name)]
+  assert not missing, missing
+  assert {"diffusion": "GaussianDiffusion", "flows": "Glow", "vae": "VAE", "gan": "GAN",
+          "ebm": "EnergyModel", "autoregressive": "PixelCNN"}[family] in package.__all__

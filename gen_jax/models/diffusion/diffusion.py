@@ -12,6 +12,9 @@ bound and the samplers are those of `elbo`, `process` and `samplers`:
   simple_loss(x, rng, train)  Ho et al.'s L_simple: || target - output ||^2 per example, with the
                      target of the prediction parameterisation (eps, x0 or v) and t uniform;
   denoise(z, t, train)   (x_hat, eps_hat);  log_snr(t);
+  log_prob(x, rng, divergence, **solver_options)  log P(x) in nats of x as stored by the probability-
+                     flow ODE (a dequantization bound for images; `likelihood`), as every family's
+                     `log_prob` takes `(x, ...)` through `model.apply(variables, ..., method=...)`;
   sample(rng, num, num_steps, eta, clip_denoised)  DDIM(eta) / ancestral (eta = 1) from N(0, I);
   edit(rng, x, t_start, num_steps, mask, eta)  noise x to t_start and run the sampler back to 0:
                      denoising (SDEdit, Meng et al. 2022) or, with a mask, inpainting by replacement.
@@ -34,6 +37,7 @@ import numpy as np
 
 from gen_jax import checks
 from gen_jax.models.diffusion import elbo as elbo_lib
+from gen_jax.models.diffusion import likelihood
 from gen_jax.models.diffusion import process
 from gen_jax.models.diffusion import samplers
 from gen_jax.models.diffusion.schedules import DiscreteSchedule, LearnedLogSNR, log_snr_and_derivative
@@ -217,6 +221,17 @@ class GaussianDiffusion(nn.Module):
       diffusion = self.num_transitions * self.diffusion_term(x, eps_rng, step=step, train=train)
     return {"elbo": reconstruction - prior - diffusion, "prior": prior, "diffusion": diffusion,
             "reconstruction": reconstruction}
+
+  def log_prob(self, x: jax.Array, rng: jax.Array, divergence: str = "hutchinson", **solver_options
+               ) -> jax.Array:
+    """log P(x) [B] in nats of x as stored, by the probability-flow ODE (exact for vectors up to the
+    solver's tolerance and, with Hutchinson's divergence, an unbiased estimate; a uniform-
+    dequantization lower bound for images); NaN where the solve failed. `solver_options` go to
+    `probability_flow.log_prob` (method, rtol, atol, num_steps); a model with a bound, `elbo`."""
+    model, variables = self.unbind()
+    log_p, solution = likelihood.probability_flow_log_likelihood(model, variables, x, rng, divergence,
+                                                                 **solver_options)
+    return jnp.where(solution.succeeded, log_p, jnp.nan)
 
   def prior_and_reconstruction(self, x: jax.Array, rng: jax.Array) -> dict[str, jax.Array]:
     """dict(prior, reconstruction) in nats [B]: the ELBO's endpoint terms exactly as `elbo` draws them
