@@ -1,10 +1,12 @@
-"""Writes notebooks/flows.ipynb from the cells below (kept as code so diffs stay readable).
+"""Writes notebooks/flows.ipynb from the cells below and executes it in place (stored with clean outputs).
 
   python notebooks/make_flows_notebook.py
-  python -c "import nbformat, nbclient; nb = nbformat.read('notebooks/flows.ipynb', 4); \
-      nbclient.NotebookClient(nb, kernel_name='python3').execute(); nbformat.write(nb, 'notebooks/flows.ipynb')"
 """
-import nbformat as nbf
+import os
+
+from notebook_tools import REPO, execute_and_write
+
+PATH = os.path.join(REPO, "notebooks", "flows.ipynb")
 
 cells = [
     ("md", """# Normalizing flows in gen_jax
@@ -50,7 +52,7 @@ print(f"test NLL {-model.apply(params, test, method=model.log_prob).mean():.3f} 
       f"true density's NLL on the same samples {toy2d.true_nll('two_moons', test):.3f} nats")"""),
     ("code", """lim, n = 4.0, 240
 xs = np.linspace(-lim, lim, n)
-grid = np.stack(np.meshgrid(xs, xs), -1).reshape(-1, 2)
+grid = np.stack(np.meshgrid(xs, xs), -1).reshape(-1, 2).astype(np.float32)   # jax computes in float32
 density = np.exp(model.apply(params, grid, method=model.log_prob)).reshape(n, n)
 cell = (xs[1] - xs[0]) ** 2
 print(f"density integrates to {density.sum() * cell:.4f} on [-{lim}, {lim}]^2")
@@ -87,7 +89,5 @@ for i in range(4):
 for ax in axes.flat: ax.axis("off")"""),
 ]
 
-nb = nbf.v4.new_notebook()
-nb.cells = [nbf.v4.new_markdown_cell(src) if kind == "md" else nbf.v4.new_code_cell(src) for kind, src in cells]
-nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-nbf.write(nb, "notebooks/flows.ipynb")
+if __name__ == "__main__":
+  execute_and_write(cells, PATH)
