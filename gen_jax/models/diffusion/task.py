@@ -117,7 +117,9 @@ def diffusion_task(model: GaussianDiffusion, spec: DataSpec, optimizer: optax.Gr
     return likelihood.elbo_over_steps(model, params["model"], batch, rng, num_step_samples)["elbo"]
 
   def log_probability_flow(params, batch, rng, divergence="hutchinson", **solver_options):
-    return model.apply(params["model"], batch, rng, divergence, method=model.log_prob, **solver_options)
+    # The solver's `method` option would collide with `apply`'s own `method` keyword: bind it here.
+    return model.apply(params["model"], batch, rng, method=lambda m, x, r: m.log_prob(x, r, divergence,
+                                                                                   **solver_options))
 
   def figures(params, rng, examples):
     if not images:
