@@ -18,6 +18,8 @@ from gen_jax.models.autoregressive import (Categorical, MADEDensity, MaskedConv2
 from gen_jax.models.autoregressive.pixelcnn import receptive_rows
 from gen_jax.data.levels import levels_to_centres
 from gen_jax.distributions import DiscretizedLogisticMixture
+from gen_jax.data import load_dataset
+from tests.run_contract import check_run_contract
 
 
 def key(seed):
@@ -287,6 +289,7 @@ def test_pixelcnn_task_trains_on_digits_and_scores_exactly(tmp_path):
   assert again.nll_nats == report.nll_nats
   samples = run.task.sample(run.all_params, jax.random.key(0), 4)
   assert samples.shape == (4, 8, 8, 1) and samples.dtype == np.uint8 and int(samples.max()) <= 16
+  check_run_contract(run, load_dataset("digits", "test").data[:8])
 
 
 @pytest.mark.slow

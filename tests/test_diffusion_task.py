@@ -17,6 +17,8 @@ from gen_jax.models.diffusion import schedules
 from gen_jax.models.diffusion.diffusion import GaussianDiffusion
 from gen_jax.nn import TimeConditionedMLP
 from gen_jax.drivers import loop
+from gen_jax.data import load_dataset
+from tests.run_contract import check_run_contract
 
 
 def read_metrics(workdir):
@@ -60,6 +62,7 @@ def test_a_tiny_digits_run_trains_writes_figures_and_reports_likelihoods(tmp_pat
   run = gen_jax.load_run(str(tmp_path))
   samples = run.task.sample(run.all_params, jax.random.key(0), 3)
   assert samples.shape == (3, 8, 8, 1) and samples.dtype == jnp.uint8 and int(samples.max()) <= 16
+  check_run_contract(run, load_dataset("digits", "test").data[:8])
   # DDIM samples from the same checkpoint: the sampler is a config override of the loaded run.
   ddim = gen_jax.load_run(str(tmp_path), overrides={"diffusion.sample_steps": 2, "diffusion.sample_eta": 0.0})
   assert ddim.task.sample(ddim.all_params, jax.random.key(0), 3).shape == (3, 8, 8, 1)

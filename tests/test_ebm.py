@@ -13,6 +13,8 @@ from scipy import stats
 import gen_jax
 from experiments.configs import ebm_digits, ebm_mnist, ebm_toy2d
 from gen_jax.data import toy2d
+from gen_jax.data import load_dataset
+from tests.run_contract import check_run_contract
 from gen_jax.data.spec import DataSpec
 from gen_jax.distributions import gaussian
 from gen_jax.eval.outlier import auroc, digits_ood_sets, mnist_to_digits, noise_and_inverted_sets
@@ -283,6 +285,7 @@ def test_digits_training_through_the_loop(tmp_path):
   assert np.all(np.isfinite(jax.jit(lambda y: gradient_norm_score(energy, y))(x)))
   with pytest.raises(NotImplementedError, match="ais_log_normalizer"):
     model.apply(variables, x, method=model.log_prob)
+  check_run_contract(gen_jax.load_run(str(tmp_path)), load_dataset("digits", "test").data[:8])
 
 
 def test_configs_and_their_checks():

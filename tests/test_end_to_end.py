@@ -12,6 +12,7 @@ from gen_jax.drivers import loop
 from gen_jax.train import sharding
 from gen_jax.train.metrics_log import read_metrics
 from experiments.configs import glow_mnist, nsf_toy2d, quickstart, realnvp_digits, nsf_digits
+from tests.run_contract import check_run_contract
 
 pytestmark = pytest.mark.slow
 
@@ -70,6 +71,7 @@ def test_image_flow_on_digits_trains_resumes_and_loads(tmp_path, make_config):
   assert log_p.shape == (8,) and np.all(np.isfinite(log_p))
   samples = run.task.sample(run.all_params, jax.random.key(0), 16)
   assert samples.shape == (16, 8, 8, 1) and samples.dtype == np.uint8 and samples.max() <= 16
+  check_run_contract(run, load_dataset("digits", "test").data[:8])
 
 
 def test_glow_on_the_mnist_split(tmp_path):

@@ -17,6 +17,8 @@ from gen_jax.models.gan.task import gan_model, gan_task
 from gen_jax.drivers import loop
 from tests.conftest import REPO
 from tests.conftest import run_python
+from gen_jax.data import load_dataset
+from tests.run_contract import check_run_contract
 
 def read_metrics(path):
   with open(path) as f:
@@ -160,6 +162,7 @@ def test_a_tiny_digits_run_writes_samples_and_latent_figures(tmp_path):
   run = gen_jax.load_run(str(tmp_path))
   samples = run.task.sample(run.all_params, jax.random.key(0), 5)
   assert samples.shape == (5, 8, 8, 1) and samples.dtype == jnp.uint8 and int(samples.max()) <= 16
+  check_run_contract(run, load_dataset("digits", "test").data[:8])
 
 
 def test_report_row_and_scatter_of_a_toy_run_measure_the_same_samples(tmp_path, capsys):

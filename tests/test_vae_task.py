@@ -16,6 +16,7 @@ from gen_jax.drivers import scoring
 from gen_jax.models.vae.task import binarize, vae_task
 from gen_jax.models.vae.vae import VAE
 from gen_jax.drivers import loop
+from tests.run_contract import check_run_contract
 
 
 def read_metrics(workdir):
@@ -65,6 +66,7 @@ def test_a_digits_run_trains_warms_up_the_kl_and_writes_its_figures(tmp_path):
   assert iwae.nll_nats < elbo.nll_nats  # the k=64 bound is tighter on average over 297 examples
   samples = run.task.sample(run.all_params, jax.random.key(0), 5)
   assert samples.shape == (5, 8, 8, 1) and samples.dtype == jnp.uint8 and int(samples.max()) <= 16
+  check_run_contract(run, load_dataset("digits", "test").data[:8])
 
 
 def test_beta_weights_only_the_training_objective():

@@ -1,12 +1,20 @@
 """`load_run(workdir)`: a finished (or running) training run, ready to sample, score or plot in a notebook.
 
+One data contract for every family, in the data as the dataset stores it (uint8 levels for images,
+float32 for vectors), so two runs compare in one line:
+
     run = gen_jax.load_run("runs/quickstart")
-    log_p = run.model.apply(run.params, x, method=run.model.log_prob)
-    x = run.model.apply(run.params, jax.random.key(0), 16, method=run.model.sample)
+    x = run.sample(jax.random.key(0), 16)              # [16, H, W, C] uint8 levels, as stored
+    log_p = run.log_likelihood(x)                        # [16] nats of the stored (discrete) data
+    run.estimators                                       # ("exact",); a VAE ("elbo", "iwae"); a GAN ()
+
+Below it, each family's own module in its own units (a flow's `log_prob` takes floats in [0, 1]):
+    log_p = run.model.apply(run.params, u, method=run.model.log_prob)
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 from typing import Any
@@ -15,9 +23,12 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
+from gen_jax import checks
 from gen_jax import models
 from gen_jax.data.spec import DataSpec
+from gen_jax.eval import likelihood
 from gen_jax.train import checkpoint
 from gen_jax.train import sharding
 from gen_jax.train import step as step_lib
@@ -36,6 +47,62 @@ class Run:
   spec: DataSpec
   step: int
   workdir: str
+
+  @property
+  def estimators(self) -> tuple[str, ...]:
+    """The names `log_likelihood` accepts (`gen_jax.eval.likelihood.ESTIMATORS`); () for a model without
+    a tractable likelihood or bound (a GAN, an image EBM)."""
+    return tuple(self.task.log_likelihoods)
+
+  def sample(self, rng: jax.Array, num: int) -> jax.Array:
+    """`num` samples in the data as stored: uint8 levels [num, H, W, C] for images, float32 [num, D] for
+    vectors; the same for every family (the task's `sample`, compiled once per `num`)."""
+    if self.task.sample is None:
+      raise ValueError(f"a {self.config.model.name!r} run does not generate samples")
+    checks.check_positive_int(num, "num")
+    return self._compiled_sample(rng, num)
+
+  def log_likelihood(self, x, estimator: str | None = None, rng: jax.Array | None = None,
+                     **options) -> jax.Array:
+    """log P(x) per example [B] in nats of `x` as stored (discrete levels for images), or the bound that
+    `estimator` gives ("exact", "elbo", "iwae", "probability_flow"; default: the first of
+    `estimators`); `rng` draws the estimator's noise (default key 0), `options` go to it (e.g. k=64).
+
+    `x`: [B, *event shape] in the dataset's form: integer levels 0..num_levels-1 for images (any
+    integer dtype; floats are refused, as a flow's [0, 1] inputs would be silently misread), float32
+    for vectors. For a whole split with batching and standard errors: `scoring.run_likelihood`.
+    """
+    if not self.estimators:
+      raise ValueError(f"a {self.config.model.name!r} run has no likelihood estimator (its task lists none); "
+                       "compare it by sample metrics instead (gen_jax.eval)")
+    estimator = self.estimators[0] if estimator is None else estimator
+    likelihood.check_estimator(estimator, self.task.log_likelihoods)
+    x = self._as_stored(x)
+    rng = jax.random.key(0) if rng is None else rng
+    key = (estimator, tuple(sorted(options.items())))
+    if key not in self._compiled_log_likelihoods:
+      self._compiled_log_likelihoods[key] = jax.jit(
+          functools.partial(self.task.log_likelihoods[estimator], **options))
+    return self._compiled_log_likelihoods[key](self.all_params, x, rng)
+
+  def _as_stored(self, x) -> jax.Array:
+    spec = self.spec
+    checks.check_event_shape(x, spec.event_shape, "x")
+    if spec.num_levels is None:
+      return jnp.asarray(x, jnp.float32)
+    if not jnp.issubdtype(x.dtype, jnp.integer):
+      raise ValueError(f"x must hold the integer levels 0..{spec.num_levels - 1} of {spec.name} as stored, "
+                       f"got dtype {x.dtype}")
+    checks.check_range(x, 0, spec.num_levels - 1, "x")
+    return jnp.asarray(x, jnp.uint8 if spec.num_levels <= 256 else jnp.int32)
+
+  @functools.cached_property
+  def _compiled_sample(self):
+    return jax.jit(functools.partial(self.task.sample, self.all_params), static_argnums=1)
+
+  @functools.cached_property
+  def _compiled_log_likelihoods(self) -> dict:
+    return {}  # (estimator, options) -> the compiled estimator
 
 
 def load_run(workdir: str, step: int | None = None, use_ema: bool = True,
