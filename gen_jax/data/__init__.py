@@ -1,6 +1,7 @@
 """Data: TFDS-based image datasets, toy 2-D densities with known log-density, dequantization.
 
   load_dataset(name, split, data_dir=None) -> Dataset        the one entry point for training
+  dataset_from_arrays(data, labels, num_levels) -> Dataset   a researcher's own arrays (also 'npz:PATH')
   DataSpec, Dataset                                          static spec / in-memory arrays
   batch_indices, padded_batches                              resumable sampling / masked eval batches
   levels (module): discrete levels <-> model spaces ([-1, 1] centres, [0, 1] bins), bits_per_dim
@@ -10,6 +11,7 @@
 Importing this package registers the TFDS builders 'digits' and 'mnist_split'.
 """
 from gen_jax.data import dequantize
+from gen_jax.data.arrays import dataset_from_arrays
 from gen_jax.data import toy2d
 from gen_jax.data.batching import batch_indices, padded_batches
 from gen_jax.data import levels
@@ -27,7 +29,7 @@ from gen_jax.data.spec import DataSpec, Dataset, check_images
 
 __all__ = [
     "DataSpec", "Dataset", "Digits", "MnistSplit", "VariationalDequantizer", "batch_indices",
-    "bits_per_dim", "check_images", "dequantize", "discrete_log_likelihood", "find_mnist_dir",
+    "bits_per_dim", "check_images", "dataset_from_arrays", "dequantize", "discrete_log_likelihood", "find_mnist_dir",
     "known_names", "levels", "load_dataset", "padded_batches", "toy2d", "uniform_dequantize",
     "variational_discrete_log_likelihood",
 ]

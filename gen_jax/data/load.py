@@ -5,6 +5,7 @@ Names:
   'mnist_split'       MNIST's 10k official TEST images split 8000 / 2000 (`mnist_split.py`)
   'toy2d/<density>'   fixed seeded samples of a toy 2-D density (`toy2d.py`): train 50k
                       (seed 0), validation 10k (seed 1), test 10k (seed 2)
+  'npz:<path>'        a researcher's own arrays in an .npz (`arrays.py`)
   any TFDS name       e.g. 'mnist', 'cifar10', via `tfds.data_source` (array_record, see
                       `tfds_images.py`); 8-bit images, 256 levels
 
@@ -17,6 +18,7 @@ import jax
 import numpy as np
 import tensorflow_datasets as tfds
 
+from gen_jax.data import arrays
 from gen_jax.data import digits as digits_lib  # registers the 'digits' builder
 from gen_jax.data import mnist_split as mnist_split_lib  # registers the 'mnist_split' builder
 from gen_jax.data import tfds_images
@@ -30,7 +32,7 @@ DEFAULT_NUM_LEVELS = 256  # 8-bit images from TFDS
 
 def known_names() -> list[str]:
   """Names `load_dataset` knows without TFDS's registry (which adds every TFDS builder)."""
-  return sorted(LOCAL_BUILDERS) + [f"toy2d/{n}" for n in toy2d.NAMES]
+  return sorted(LOCAL_BUILDERS) + [f"toy2d/{n}" for n in toy2d.NAMES] + [f"{arrays.NPZ_PREFIX}<path>"]
 
 
 def _load_toy2d(name: str, density: str, split: str) -> Dataset:
@@ -59,7 +61,7 @@ def load_dataset(name: str, split: str, data_dir: str | None = None) -> Dataset:
   """Loads split `split` of dataset `name` into memory.
 
   Args:
-    name: 'digits', 'mnist_split', 'toy2d/<density>' or any TFDS image dataset name.
+    name: 'digits', 'mnist_split', 'toy2d/<density>', 'npz:<path>' or any TFDS image dataset name.
     split: 'train' / 'test' (TFDS slicing such as 'train[:10%]' works for TFDS datasets; toy2d
       also has 'validation').
     data_dir: TFDS data dir; None for TFDS's default ($TFDS_DATA_DIR or ~/tensorflow_datasets).
@@ -77,4 +79,6 @@ def load_dataset(name: str, split: str, data_dir: str | None = None) -> Dataset:
     raise ValueError(f"dataset name must be a non-empty string, got {name!r}")
   if name.startswith("toy2d/") or name == "toy2d":
     return _load_toy2d(name, name[len("toy2d/"):], split)
+  if name.startswith(arrays.NPZ_PREFIX):
+    return arrays.load_npz_split(name, split)
   return _load_tfds_images(name, split, data_dir)

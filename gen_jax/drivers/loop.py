@@ -3,6 +3,7 @@
 Writes into `workdir`:
   config.json, data_spec.json   what `gen_jax.load_run` needs to rebuild the model
   metrics.jsonl                 one JSON object per line: `step` and named metrics (train/*, eval/*)
+  events.out.tfevents.*         the same scalars for TensorBoard (`tensorboard --logdir WORKDIR`)
   samples/step_N.png            sample grids (images) or scatter plots (2-D data); none for a task
                                 without `sample` (a classifier)
   checkpoints/                  Orbax checkpoints of the whole train state
@@ -17,6 +18,7 @@ import dataclasses
 import json
 import logging
 import os
+import sys
 import time
 
 import jax
@@ -58,6 +60,60 @@ def _write_run_files(workdir: str, config, spec) -> None:
     json.dump(dataclasses.asdict(spec), f, indent=2)
 
 
+def _differences(before, after, prefix: str) -> list[str]:
+  """'name: old -> new' for each leaf of two nested dicts that differs (a missing leaf shows as <none>)."""
+  lines = []
+  for key in sorted(set(before) | set(after), key=str):
+    a, b = before.get(key, "<none>"), after.get(key, "<none>")
+    if isinstance(a, dict) and isinstance(b, dict):
+      lines += _differences(a, b, f"{prefix}{key}.")
+    elif a != b and not (isinstance(a, list) and isinstance(b, tuple) and a == list(b)):
+      lines.append(f"{prefix}{key}: {a!r} -> {b!r}")
+  return lines
+
+
+def check_workdir_holds_this_run(workdir: str, config, spec) -> None:
+  """Before resuming: the run in `workdir` must be of the same model on the same data. Another model
+  would fail deep inside Orbax with a shape error (or, with equal shapes, resume the wrong run); the
+  train/eval sections (steps, logging) may change between resumes.
+
+  Raises:
+    ValueError: naming each model field / data property that differs, and what to do.
+  """
+  config_path, spec_path = os.path.join(workdir, "config.json"), os.path.join(workdir, "data_spec.json")
+  if not (os.path.exists(config_path) and os.path.exists(spec_path)):
+    return
+  with open(config_path) as f:
+    stored_model = json.load(f).get("model", {})
+  with open(spec_path) as f:
+    stored_spec = json.load(f)
+  new_model = json.loads(config.model.to_json_best_effort())
+  differ = _differences(stored_model, new_model, "model.")
+  for field in ("event_shape", "num_levels", "kind"):
+    old, new = stored_spec.get(field), getattr(spec, field)
+    old = tuple(old) if isinstance(old, list) else old  # JSON stores the shape as a list
+    if old != new:
+      differ.append(f"data {field}: {old!r} -> {new!r}")
+  if differ:
+    raise ValueError(f"{workdir} holds the checkpoints of another run; this config differs in: "
+                     + "; ".join(differ) + ". Use a new workdir, or remove this one to start over")
+
+
+def load_data(config: ml_collections.ConfigDict, train_data=None, test_data=None):
+  """(train, test) Datasets: config.data.name through `load_dataset`, or a researcher's own data (a
+  `Dataset` or arrays for `gen_jax.data.dataset_from_arrays`), both splits or neither."""
+  if (train_data is None) != (test_data is None):
+    raise ValueError("give both train_data and test_data (your own data), or neither (config.data.name)")
+  if train_data is None:
+    return (data_lib.load_dataset(config.data.name, "train", config.data.data_dir),
+            data_lib.load_dataset(config.data.name, "test", config.data.data_dir))
+  train, test = (d if isinstance(d, data_lib.Dataset) else data_lib.dataset_from_arrays(d, name=f"arrays ({split})")
+                 for d, split in ((train_data, "train"), (test_data, "test")))
+  if dataclasses.replace(test.spec, name=train.spec.name) != train.spec:
+    raise ValueError(f"train_data and test_data must be the same kind of data, got {train.spec} and {test.spec}")
+  return train, dataclasses.replace(test, spec=train.spec)
+
+
 def examples(task: Task, dataset):
   """What `task`'s batches are cut from: the data array, or data with int32 labels for a task that uses them."""
   if not task.uses_labels:
@@ -89,17 +145,26 @@ def write_samples(path: str, samples: np.ndarray, spec, reference: np.ndarray | 
     visualize.save_scatter(path, samples, reference)
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, devices=None):
-  """Trains `config` in `workdir`, resuming from its last checkpoint; returns the final train state."""
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, devices=None, *, train_data=None,
+                       test_data=None):
+  """Trains `config` in `workdir`, resuming from its last checkpoint; returns the final train state.
+
+  The data: config.data.name (`gen_jax.data.load_dataset`: 'digits', a TFDS name, 'npz:PATH', ...), or
+  your own `train_data` and `test_data`: `Dataset`s or arrays (uint8 images [N, H, W, C], 256 levels;
+  float32 vectors [N, D]; `gen_jax.data.dataset_from_arrays` for other level counts and labels). The
+  run then records its data as 'arrays' in config.json: score it by passing the arrays again
+  (`Run.log_likelihood`).
+  """
   mesh = sharding.make_mesh(devices)
   validate_config(config, mesh)
   t = config.train
   is_chief = jax.process_index() == 0
-  os.makedirs(workdir, exist_ok=True)
-
-  train_ds = data_lib.load_dataset(config.data.name, "train", config.data.data_dir)
-  test_ds = data_lib.load_dataset(config.data.name, "test", config.data.data_dir)
+  train_ds, test_ds = load_data(config, train_data, test_data)
   spec = train_ds.spec
+  if train_data is not None:
+    config = config.copy_and_resolve_references()
+    config.data.name = spec.name
+  os.makedirs(workdir, exist_ok=True)
   task = models.build_task(config, spec)
   init_state, state_sharding = step_lib.make_init_state(task, t.ema_decay, mesh)
 
@@ -113,16 +178,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, devices=
   manager = checkpoint.make_manager(os.path.join(workdir, "checkpoints"), t.keep_checkpoints)
   if manager.latest_step() is not None:
     checkpoint.check_format(workdir, CHECKPOINT_FORMAT)
+    check_workdir_holds_this_run(workdir, config, spec)
     shapes = jax.eval_shape(init_state, init_key, init_batch)
     state = checkpoint.restore(manager, checkpoint.abstract_like(shapes, state_sharding))
-    logging.warning("Resumed from the checkpoint at step %d", int(state.step))
+    resumed = f"resuming from the checkpoint at step {int(state.step)} in {workdir}"
   else:
     state = init_state(init_key, sharding.put_global_batch(init_batch, sharding.batch_sharding(mesh)))
+    resumed = f"starting in {workdir}"
   start = int(state.step)
   if is_chief:
     _write_run_files(workdir, config, spec)
     checkpoint.write_format(workdir, CHECKPOINT_FORMAT)
-  log = MetricsLog(os.path.join(workdir, "metrics.jsonl"), resume_step=start, enabled=is_chief)
+    print(f"{config.model.name} on {spec.name} {spec.event_shape}: {resumed}\nconfig:\n{config}", flush=True)
+  log = MetricsLog(os.path.join(workdir, "metrics.jsonl"), resume_step=start, enabled=is_chief,
+                   tensorboard_dir=workdir)
 
   train_steps = step_lib.make_train_steps(task, t.ema_decay, mesh, state_sharding)
   evaluate_fn = jax.jit(task.evaluate, in_shardings=(sharding.replicated(mesh), sharding.batch_sharding(mesh),
@@ -137,8 +206,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, devices=
   metrics_key = jax.random.fold_in(key, 5)  # not from the split above: the other streams stay as they were
 
   step, window, window_start = start, [], time.perf_counter()
-  with checkpoint.TerminationFlag() as termination, tqdm.tqdm(
-      total=t.num_steps, initial=start, desc=config.model.name, disable=not is_chief, dynamic_ncols=True) as bar:
+  show_bar = is_chief and sys.stderr.isatty()  # a redirected log gets one line per log step instead
+  # `log` closes on leaving, also on a non-finite loss: every metric it logged reaches its files
+  with log, checkpoint.TerminationFlag() as termination, tqdm.tqdm(
+      total=t.num_steps, initial=start, desc=config.model.name, disable=not show_bar, dynamic_ncols=True) as bar:
     while step < t.num_steps:
       end = min((step // t.steps_per_call + 1) * t.steps_per_call, t.num_steps)
       batches = jax.tree.map(lambda *b: np.stack(b), *[batch_at(s) for s in range(step, end)])
@@ -162,6 +233,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, devices=
         train = {f"train/{k}": float(np.mean(np.concatenate([m[k] for m in window]))) for k in window[0]}
         train["train/steps_per_sec"] = steps_done / (now - window_start)
         log.write(step, train)
+        if is_chief and not show_bar:
+          print(f"step {step}/{t.num_steps}: train/loss={train['train/loss']:.4f}, "
+                f"{train['train/steps_per_sec']:.3g} steps/s", flush=True)
         warning = None if task.check_health is None else task.check_health(
             {k[len("train/"):]: v for k, v in train.items()})
         if warning and is_chief:
