@@ -4,7 +4,7 @@ the command line.
     train = dataset_from_arrays(images_uint8)                      # [N, H, W, C] uint8: 256 levels
     train = dataset_from_arrays(images, num_levels=17)             # levels 0..16
     train = dataset_from_arrays(points_float32)                    # [N, D] continuous vectors
-    gen_jax.train_and_evaluate(config, workdir, train_data=train, test_data=test)
+    gen_jax.drivers.loop.train_and_evaluate(config, workdir, train_data=train, test_data=test)
 
     python -m experiments.main --config=... --config.data.name=npz:/data/mine.npz
 
