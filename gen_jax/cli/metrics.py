@@ -10,11 +10,17 @@ is the FID Inception network, or with `--classifier RUN_DIR` a domain classifier
 ImageNet features do not; its folders hold 8-bit images of that dataset (levels scaled to 0..255 by
 `image_folder.levels_to_8bit`, as `write_image_folder(..., num_levels=L)` writes them). The Inception Score needs logits: Inception weights with a head
 (NVIDIA's or pytorch-fid's file), or a classifier.
+
+Every argument is checked before any image is read (both folders, the weights' head for `is`, the
+sample counts; see preflight.py): a problem is one line on stderr and exit status 2, and sample
+counts that make a metric unreliable (FID with n <= 2048, ...) are `warning:` lines on stderr.
 """
 import argparse
 import sys
 
+from gen_jax import checks
 from gen_jax.cli import fid
+from gen_jax.cli import preflight
 from gen_jax.drivers import scoring
 from gen_jax.eval import features
 from gen_jax.eval import image_folder
@@ -22,11 +28,11 @@ from gen_jax.eval import sample_quality
 
 
 def feature_network(weights=None, resize="clean", classifier=None):
-  """The Inception network, or the domain classifier of a gen_jax run directory (and its data spec)."""
+  """(the Inception network or a gen_jax run's domain classifier, its data spec or None, its output sizes)."""
   if classifier is not None:
     loaded = scoring.load_domain_classifier(classifier)
-    return loaded.feature_network(), loaded.spec
-  return features.inception_network(weights, resize), None
+    return loaded.feature_network(), loaded.spec, preflight.FeatureSizes(loaded.feature_dim, None, loaded.num_classes)
+  return features.inception_network(weights, resize), None, preflight.INCEPTION_SIZES
 
 
 def main(argv=None):
@@ -42,8 +48,24 @@ def main(argv=None):
   parser.add_argument("--is-splits", type=int, default=10)
   parser.add_argument("--seed", type=int, default=2020, help="seed of KID's subsets and IS's shuffle")
   args = parser.parse_args(argv)
-  metrics = sample_quality.check_metric_names([m for m in args.metrics.split(",") if m])
-  network, spec = feature_network(args.weights, args.resize, args.classifier)
+  try:  # every argument before any image is read: a bad one costs a second, not a pass over the images
+    metrics = sample_quality.check_metric_names([m for m in args.metrics.split(",") if m])
+    for name in ("batch_size", "nearest_k", "kid_subsets", "kid_subset_size", "is_splits"):
+      checks.check_positive_int(getattr(args, name), "--" + name.replace("_", "-"))
+    counts = [preflight.count_images(p) for p in (args.real, args.fake)]
+    if "is" in metrics and args.classifier is None:
+      preflight.check_logits_head(args.weights)
+    network, spec, sizes = feature_network(args.weights, args.resize, args.classifier)
+    missing = sorted(set(sample_quality.needed_outputs(metrics)) - set(network.outputs))
+    if missing:
+      raise ValueError(f"{network.name} has no output {missing} for --metrics {','.join(metrics)}: it has "
+                       f"{list(network.outputs)}")
+    warnings = preflight.check_sample_sizes(metrics, *counts, sizes, nearest_k=args.nearest_k,
+                                            kid_subset_size=args.kid_subset_size, is_splits=args.is_splits)
+  except (OSError, ValueError) as error:  # missing folders or weights, no images, a wrong weights file
+    preflight.fail(parser, error)
+  for message in warnings:
+    preflight.warn(parser, message)
   real, fake = (list(image_folder.iterate_image_folder(p, args.batch_size)) for p in (args.real, args.fake))
   if spec is not None:  # the classifier takes its dataset's levels: grey, 0..L-1
     convert = lambda chunk: image_folder.eight_bit_to_levels(
