@@ -1,4 +1,4 @@
-"""Prints the README's results rows from finished runs: the last evaluation of each run directory.
+"""Prints results rows (docs/results/*.md) from finished runs: the last evaluation of each run directory.
 
   python -m experiments.report runs/glow_digits runs/nsf_digits ...
   python -m experiments.report --scatter docs/figures/gan_grid25.png runs/gan_toy2d_grid25_*
@@ -12,6 +12,7 @@ to uniform), as the Unrolled-GAN / VEEGAN / PacGAN tables report them.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -19,6 +20,7 @@ import sys
 import numpy as np
 
 from gen_jax import visualize
+from gen_jax.cli import preflight
 from gen_jax.data import load_dataset, toy2d
 from gen_jax.train.metrics_log import read_metrics
 
@@ -50,7 +52,7 @@ def gan_mixture_row(workdir: str, config: dict, seed: int = 0) -> tuple[str, tup
 
 
 def row(workdir: str) -> tuple[str, tuple[str, np.ndarray] | None]:
-  """(the README row, for a GAN on a 2-D mixture the (title, samples) panel it measured, else None)."""
+  """(the results-table row, for a GAN on a 2-D mixture the (title, samples) panel it measured, else None)."""
   with open(os.path.join(workdir, "config.json")) as f:
     config = json.load(f)
   name, model = config["data"]["name"], config["model"]["name"]
@@ -72,22 +74,29 @@ def row(workdir: str) -> tuple[str, tuple[str, np.ndarray] | None]:
 
 def main(argv):
   """Prints one row per run; `--scatter PATH` first also draws the GAN runs' measured samples there,
-  one panel per run titled with its variant."""
-  args, scatter_path = argv[1:], None
-  if args[:1] == ["--scatter"]:
-    if len(args) < 2:
-      raise SystemExit("--scatter needs a PNG path, then the run directories")
-    scatter_path, args = args[1], args[2:]
+  one panel per run titled with its variant. `argv` is `sys.argv`: the program name, then the arguments."""
+  parser = argparse.ArgumentParser(prog="python -m experiments.report", description=__doc__.split("\n")[0])
+  parser.add_argument("--scatter", nargs="?", const="", metavar="PNG",
+                      help="also draw the measured samples of the GAN runs on 2-D mixtures into this PNG")
+  parser.add_argument("workdirs", nargs="*", metavar="RUN_DIR", help="finished run directories")
+  args = parser.parse_args(argv[1:])
+  if args.scatter == "":
+    raise SystemExit("--scatter needs a PNG path, then the run directories")
+  if not args.workdirs:
+    parser.error("expected one or more run directories")
   panels = []
-  for workdir in args:
-    text, panel = row(workdir)
+  for workdir in args.workdirs:
+    try:
+      text, panel = row(workdir)
+    except (OSError, ValueError) as error:  # not a run directory, or no evaluation yet
+      preflight.fail(parser, f"{workdir}: {error}")
     print(text)
     if panel is not None:
       panels.append(panel)
-  if scatter_path:
+  if args.scatter:
     if not panels:
       raise SystemExit("--scatter draws GAN runs on 2-D mixtures; none was given")
-    visualize.save_scatter_panels(scatter_path, panels, limit=6.0)
+    visualize.save_scatter_panels(args.scatter, panels, limit=6.0)
 
 
 if __name__ == "__main__":

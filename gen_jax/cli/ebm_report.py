@@ -140,7 +140,7 @@ def image_report(run, flow_dir: str | None, figure: str | None, num_distribution
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser = argparse.ArgumentParser(prog="python -m gen_jax.cli.ebm_report", description=__doc__.split("\n\n")[0])
   parser.add_argument("--workdir", required=True)
   parser.add_argument("--flow", default=None, help="a flow run on the same data, for the AUROC comparison")
   parser.add_argument("--figure", default=None)

@@ -1,4 +1,4 @@
-"""Scores a finished run: test likelihood and sample quality, one markdown row (the README's tables).
+"""Scores a finished run: test likelihood and sample quality, one markdown row (the tables of docs/results/*.md).
 
   python -m gen_jax.cli.score_run --workdir runs/glow_digits \
       --feature-network classifier:runs/classifier_digits [--metrics fid,kid,prdc,is] [--num-samples 1000]
