@@ -29,6 +29,13 @@ def max_squeezes(height: int, width: int) -> int:
   return count
 
 
+def _as_jax_float(x) -> jax.Array:
+  """x in JAX's floating dtype: a float64 numpy array becomes float32 unless x64 is enabled, once here,
+  so that no bijector asks for float64 (which JAX answers with a warning per layer)."""
+  x = jnp.asarray(x)
+  return x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(jnp.float32)
+
+
 class FlowModel(nn.Module):
   """Base of the flow models: subclasses build their bijector in `make_bijector`.
 
@@ -74,12 +81,12 @@ class FlowModel(nn.Module):
   def forward(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
     """x -> (z, log |det dz/dx|): z has x's shape, log_det is [batch]."""
     self._check_data(x)
-    return self.bijector.forward(x)
+    return self.bijector.forward(_as_jax_float(x))
 
   def inverse(self, z: jax.Array) -> jax.Array:
     """z -> x, the inverse of `forward`."""
     checks.check_event_shape(z, self.event_shape, "z")
-    return self.bijector.inverse(z)
+    return self.bijector.inverse(_as_jax_float(z))
 
   def log_prob(self, x: jax.Array) -> jax.Array:
     """Exact log-density of x in nats, [batch]."""
