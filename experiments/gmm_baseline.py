@@ -15,9 +15,10 @@ import json
 
 import jax
 import numpy as np
-from absl import app, flags
+from absl import flags
 from sklearn.mixture import GaussianMixture
 
+from experiments import absl_app
 from gen_jax import data as data_lib
 
 _DATASET = flags.DEFINE_string("dataset", "digits", "Image dataset name (see gen_jax.data.load_dataset).")
@@ -68,4 +69,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  absl_app.run(main)

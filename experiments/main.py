@@ -12,6 +12,7 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from experiments import absl_app
 from gen_jax.drivers.loop import train_and_evaluate
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file (optionally PATH:VARIANT).",
@@ -30,4 +31,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  absl_app.run(main)

@@ -201,10 +201,6 @@ def _command_line_modules():
   return modules
 
 
-# absl's --help exits 1 (absl.app.HelpFlag.parse). A fix in such a module: before `app.run(main)`,
-# `if {"-h", "--help", "-?", "--helpshort"} & set(sys.argv[1:]): app.usage(shorthelp=True,
-# writeto_stdout=True, exitcode=0)`; then drop it from here (strict: a fixed module fails this mark).
-ABSL_EXITS_1 = pytest.mark.xfail(strict=True, reason="absl's --help exits 1 (absl.app.HelpFlag.parse)")
 MODULES = _command_line_modules()
 
 
@@ -214,8 +210,7 @@ def test_the_command_lines_are_found():
           "gen_jax.cli.ebm_report"} <= set(MODULES)
 
 
-@pytest.mark.parametrize("module", [pytest.param(m, marks=ABSL_EXITS_1) if m in (
-    "experiments.main", "experiments.gmm_baseline") else m for m in MODULES])
+@pytest.mark.parametrize("module", MODULES)
 def test_help_exits_0_and_shows_how_to_run_it(module):
   result = run_python(["-m", module, "--help"], timeout=120)
   assert result.returncode == 0, result.stderr[-2000:]
