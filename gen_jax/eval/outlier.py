@@ -1,4 +1,4 @@
-"""Outlier detection measures: AUROC of a score, and the digits out-of-distribution sets.
+"""Outlier detection measures: AUROC of a score, the typicality test, and the digits out-of-distribution sets.
 
 AUROC(s) = P(s(outlier) > s(inlier)) + 1/2 P(s(outlier) = s(inlier)), the Mann-Whitney U statistic
 over all n_in * n_out pairs (ties count half); 0.5 is chance, 1 a perfect separation. Scores are
@@ -10,6 +10,19 @@ over all n_in * n_out pairs (ties count half); 0.5 is chance, 1 a perfect separa
 and `digits_ood_sets`, for the 8x8 digits (17 levels, uint8 [N, 8, 8, 1]), those two and
   MNIST 8x8        MNIST test images (28x28, 256 levels): the central 24x24 crop averaged over 3x3
                    blocks (an antialiased 8x8 resize) and rounded to 17 levels.
+
+`typicality_scores` is the typicality test (Nalisnick, Matsukawa, Teh & Lakshminarayanan 2019,
+"Detecting Out-of-Distribution Inputs to Deep Generative Models Using Typicality", sec. 3): a batch
+x_1..M is in distribution when it falls in the model's typical set, where the mean negative
+log-likelihood is near the entropy H[p] = E_p[-log p(x)]. With H_hat the mean NLL of held-out
+training data, the score of a batch is
+
+  eps_hat = | (1/M) sum_m -log p(x_m) - H_hat |,
+
+and M = 1 gives a per-example score |-log p(x) - H_hat| to rank with `auroc`. It flags what the NLL
+alone misses: in D dimensions N(0, I) samples have ||x||^2 ~ D, so the mode x = 0 has the lowest NLL
+of all (D/2 log 2 pi, against H = D/2 (1 + log 2 pi)) yet is D/2 nats from typical. The paper sets the
+threshold as the 1 - alpha quantile of eps_hat over bootstrap batches of validation data.
 """
 from __future__ import annotations
 
@@ -30,6 +43,30 @@ def auroc(scores_in, scores_out) -> float:
   n_in, n_out = len(scores_in), len(scores_out)
   u = np.sum(ranks[n_in:]) - n_out * (n_out + 1) / 2.0
   return float(u / (n_in * n_out))
+
+
+def typicality_scores(nll, held_out_nll, batch_size: int = 1) -> np.ndarray:
+  """Typicality test scores |mean NLL of a batch - H_hat| (Nalisnick et al. 2019): higher = more outlying.
+
+  Args:
+    nll: [N] per-example -log p(x) (nats) of the inputs to score, N a multiple of batch_size.
+    held_out_nll: [K] per-example -log p(x) of held-out training data; their mean is H_hat.
+    batch_size: M, the examples per batch (consecutive ones); 1 scores every example.
+
+  Returns:
+    [N / M] float64 scores, one per batch.
+  """
+  nll = np.asarray(nll, np.float64)
+  held_out_nll = np.asarray(held_out_nll, np.float64)
+  checks.check_rank(nll, 1, "nll", "[N]")
+  checks.check_rank(held_out_nll, 1, "held_out_nll", "[K]")
+  checks.check_positive_int(batch_size, "batch_size")
+  if not len(held_out_nll) or not np.all(np.isfinite(held_out_nll)) or not np.all(np.isfinite(nll)):
+    raise ValueError("nll and held_out_nll must be finite, with at least one held-out value for H_hat")
+  if len(nll) % batch_size:
+    raise ValueError(f"nll's length must be a multiple of batch_size = {batch_size} (no batch is padded or "
+                     f"dropped), got {len(nll)}")
+  return np.abs(nll.reshape(-1, batch_size).mean(axis=1) - held_out_nll.mean())
 
 
 def mnist_to_digits(images: np.ndarray) -> np.ndarray:
