@@ -1,0 +1,373 @@
+"""Every family on every property, side by side, on one dataset and one training budget.
+
+  python -m experiments.compare --data=digits --workdir=runs/compare_digits
+  python -m experiments.compare --data=digits --workdir=DIR --runs flow=runs/realnvp_digits,gan=runs/gan_digits
+  python -m experiments.compare --data=mnist_split --workdir=DIR --examples=96000
+
+Stages (one progress bar over them):
+  train     one run per family (FAMILY_CONFIGS: a flow, a VAE, diffusion, a GAN, an autoregressive and
+            an energy-based model, each its config's `:cpu` variant) under one budget: every run sees
+            the same number of training examples (`--examples`, batch `--batch_size`); plus the
+            domain classifier whose features the sample measures use. `--runs family=DIR,...` loads
+            finished runs instead (their own budgets are then reported as they were).
+  measure   each run through the one data contract (`Run.sample`, `Run.log_likelihood`), on the test
+            split (MEASURES below).
+  write     DIR/report.md (one table per property, families as rows, units in the headers),
+            DIR/report.json (every number), DIR/samples_<family>.png.
+
+MEASURES (in `gen_jax.eval` unless named; features are the domain classifier's penultimate layer):
+  training      examples seen, wall time of the logged training steps (from metrics.jsonl's
+                steps/s, compilation excluded), FLOPs of one training step (XLA's cost analysis of
+                the task's update) times the steps.
+  sampling      samples/s at batch `--num_samples` (compiled, warm), network evaluations per sample
+                (`network_evaluations`).
+  quality       FID and KID of `--num_samples` samples against the test split, mean and standard
+                deviation over `--seeds`; FID-infinity (Chong & Forsyth 2020) over all seeds' samples.
+  coverage      precision, recall, density and coverage (k = 5; Kynkaanniemi et al. 2019, Naeem et al.
+                2020).
+  memorization  the data-copying statistic C_T (Meehan et al. 2020; << 0 copies, ~0 fresh), the
+                authenticity (Alaa et al. 2022), and the train - test likelihood gap (nats) on as many
+                train as test examples.
+  likelihood    test NLL (nats, with its standard error over examples) and bits/dim of the discrete
+                data by the run's first estimator, named, and its seconds per 1000 examples (compiled,
+                warm); "none" with the reason where a family has none.
+  outliers      AUROC of the family's outlier score against the test split for uniform noise, inverted
+                images, images rotated by 90 degrees and (digits) MNIST reduced to 8x8; and of the
+                typicality test (Nalisnick et al. 2019) where a likelihood exists.
+Not yet in the report (the measures exist in `gen_jax.eval`, the per-family latent access does not):
+latent-space smoothness (perceptual path length), linear probes and clustering of latent codes,
+encode-decode round trips, denoising, and diffusion's FID against NFE; compression.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import json
+import math
+import os
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import tqdm
+
+import gen_jax
+from gen_jax import visualize
+from gen_jax.data import bits_per_dim, find_mnist_dir, load_dataset
+from gen_jax.data.mnist_split import read_mnist
+from gen_jax.drivers import loop, scoring
+from gen_jax.eval import (fid_infinity, frechet, kernel_distance, manifold_metrics, memorization, outlier,
+                          statistics)
+from gen_jax.train.metrics_log import read_metrics
+
+FAMILY_CONFIGS = {
+    "digits": {"flow": "realnvp_digits", "vae": "vae_digits", "diffusion": "ddpm_digits", "gan": "gan_digits",
+               "autoregressive": "pixelcnn_digits", "energy": "ebm_digits"},
+    "mnist_split": {"flow": "realnvp_mnist", "vae": "vae_mnist", "diffusion": "ddpm_mnist", "gan": "gan_mnist",
+                    "autoregressive": "pixelcnn_mnist", "energy": "ebm_mnist"},
+}
+CLASSIFIER_CONFIGS = {"digits": "classifier_digits", "mnist_split": "classifier_mnist"}
+DEFAULT_EXAMPLES = 128 * 1500  # examples seen by every family's run
+
+
+def budgeted_config(module: str, examples: int, batch_size: int, overrides: dict | None = None):
+  """`module`'s `:cpu` config trained on `examples` examples in batches of `batch_size` (the steps a
+  multiple of its steps per call), evaluated, sampled and saved once, at the end."""
+  config = importlib.import_module(f"experiments.configs.{module}").get_config("cpu")
+  for name, value in (overrides or {}).items():
+    *parents, leaf = name.split(".")
+    node = config
+    for parent in parents:
+      node = node[parent]
+    if leaf not in node:
+      raise KeyError(f"override {name!r}: {module}'s config has no field {leaf!r}")
+    node[leaf] = value
+  t = config.train
+  steps_per_call = t.steps_per_call
+  num_steps = max(steps_per_call, examples // batch_size // steps_per_call * steps_per_call)
+  t.batch_size, t.num_steps = batch_size, num_steps
+  t.log_every = max(steps_per_call, min(t.log_every, num_steps) // steps_per_call * steps_per_call)
+  t.eval_every = t.save_every = t.sample_every = num_steps
+  return config
+
+
+def network_evaluations(run) -> int:
+  """Network evaluations per sample, by how each family samples: one decoder / generator / inverse
+  pass (flow, VAE, GAN); one denoiser call per sampler step (diffusion); one network pass per
+  dimension (an autoregressive model); one energy gradient per Langevin step (an EBM)."""
+  if "diffusion" in run.config:
+    return int(run.config.diffusion.sample_steps or run.model.num_transitions)
+  if run.config.model.name == "pixelcnn":
+    return math.prod(run.spec.event_shape)
+  if "ebm" in run.config:
+    return int(run.config.ebm.sample_steps)
+  return 1
+
+
+def training_cost(run) -> dict:
+  """Examples seen, the logged training time (compilation excluded) and FLOPs (one step's XLA cost
+  analysis times the steps) of a finished run."""
+  metrics = [m for m in read_metrics(os.path.join(run.workdir, "metrics.jsonl")) if "train/steps_per_sec" in m]
+  seconds, previous = 0.0, 0
+  for m in metrics:
+    seconds += (m["step"] - previous) / m["train/steps_per_sec"]
+    previous = m["step"]
+  task, batch_size = run.task, run.config.train.batch_size
+  dtype = jnp.uint8 if run.spec.num_levels is not None else jnp.float32
+  batch = jax.ShapeDtypeStruct((batch_size, *run.spec.event_shape), dtype)
+  rng = jax.random.key(0)
+  params, state = jax.eval_shape(task.init, rng, batch)
+  opt_state = jax.eval_shape(task.optimizer.init, params)
+  # XLA's analysis of the lowered (unoptimised) step: no compilation, the same FLOP count for dense work
+  cost = jax.jit(task.update).lower(params, state, opt_state, batch, rng, jnp.int32(0)).cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return {"examples": run.step * batch_size, "steps": run.step, "train_seconds": seconds,
+          "train_flops": float(cost.get("flops", float("nan"))) * run.step}
+
+
+EVAL_BATCH = 500
+
+
+def negative_log_likelihood(run, x) -> np.ndarray:
+  """-Run.log_likelihood per example (nats), EVAL_BATCH examples per call."""
+  return np.concatenate([-np.asarray(run.log_likelihood(x[i:i + EVAL_BATCH]), np.float64)
+                         for i in range(0, len(x), EVAL_BATCH)])
+
+
+def outlier_scores(run, x) -> np.ndarray | None:
+  """Higher = more outlying: -log P(x) (or its bound) where the run has an estimator, else the
+  energy (an EBM) or minus the discriminator's logit (a GAN), from the task's own evaluation."""
+  if run.estimators:
+    return negative_log_likelihood(run, x)
+  evaluate = jax.jit(run.task.evaluate)
+  outs = [evaluate(run.all_params, jnp.asarray(x[i:i + EVAL_BATCH]), jax.random.key(0))
+          for i in range(0, len(x), EVAL_BATCH)]
+  for key, sign in (("energy", 1.0), ("d_real_logit", -1.0)):
+    if key in outs[0]:
+      return sign * np.concatenate([np.asarray(o[key], np.float64).reshape(-1) for o in outs])
+  return None
+
+
+def shifted_sets(data: str, test: np.ndarray, num_levels: int) -> dict[str, np.ndarray]:
+  """The out-of-distribution sets, as many images as `test`."""
+  sets = outlier.noise_and_inverted_sets(test, num_levels)
+  sets["rotated 90"] = np.ascontiguousarray(np.rot90(test, 1, axes=(1, 2)))
+  if data == "digits":
+    images, _ = read_mnist(find_mnist_dir(), "t10k")
+    sets["MNIST 8x8"] = outlier.mnist_to_digits(images[:len(test)])
+  return sets
+
+
+def measure(run, classifier, data: str, train: np.ndarray, test: np.ndarray, num_samples: int,
+            seeds: tuple[int, ...]) -> tuple[dict, np.ndarray]:
+  """Every measure of one run (see the module doc), and its first seed's samples."""
+  out = {}
+  samples = [np.asarray(run.sample(jax.random.key(seed), num_samples)) for seed in seeds]  # compiles once
+  start = time.perf_counter()
+  jax.block_until_ready(run.sample(jax.random.key(len(seeds) + 1), num_samples))
+  out["samples_per_sec"] = num_samples / (time.perf_counter() - start)
+  out["network_evaluations"] = network_evaluations(run)
+
+  features = lambda images: classifier(images)[0]
+  test_f, train_f = features(test), features(train)
+  fake_f = [features(s) for s in samples]
+  fids = [frechet.frechet_distance_from_statistics(statistics.statistics_of(test_f), statistics.statistics_of(f))
+          for f in fake_f]
+  kids = [kernel_distance.kernel_inception_distance(test_f, f, num_subsets=100,
+                                                    subset_size=min(1000, len(test_f), len(f)))[0] for f in fake_f]
+  out.update(fid_mean=float(np.mean(fids)), fid_std=float(np.std(fids)), kid_mean=float(np.mean(kids)),
+             kid_std=float(np.std(kids)))
+  out["fid_infinity"] = fid_infinity.fid_infinity(test_f, np.concatenate(fake_f)).fid_infinity
+  out.update({k: float(v) for k, v in manifold_metrics.precision_recall_density_coverage(test_f, fake_f[0], 5).items()})
+  # k cells holding about 50 generated points each on average (the test's tau keeps cells with >= 20)
+  copying = memorization.data_copying_test(train_f, test_f, fake_f[0], num_cells=int(np.clip(num_samples // 50, 1, 10)))
+  out["data_copying"], out["data_copying_cells"] = copying.statistic, copying.cells_used
+  out["authenticity"] = memorization.authenticity(train_f, fake_f[0])
+
+  inlier = None
+  if run.estimators:
+    train_nll = negative_log_likelihood(run, train[:len(test)])  # compiles the shapes the test split has
+    start = time.perf_counter()
+    inlier = negative_log_likelihood(run, test)
+    seconds = time.perf_counter() - start
+    mean = float(inlier.mean())
+    out.update(estimator=run.estimators[0], test_nll=mean, test_nll_stderr=float(inlier.std(ddof=1) / math.sqrt(len(test))),
+               seconds_per_1k=1000 * seconds / len(test), train_test_gap=mean - float(train_nll.mean()))
+    if run.spec.num_levels is not None:
+      out["bits_per_dim"] = float(bits_per_dim(mean, run.spec.num_dims))
+  else:
+    out["estimator"] = f"none ({run.config.model.name}: no tractable likelihood or bound)"
+    inlier = outlier_scores(run, test)
+  if inlier is not None:
+    for name, images in shifted_sets(data, test, run.spec.num_levels).items():
+      out[f"auroc {name}"] = outlier.auroc(inlier, outlier_scores(run, images))
+      if run.estimators:
+        typical = lambda s: outlier.typicality_scores(s, train_nll)
+        out[f"typicality auroc {name}"] = outlier.auroc(typical(inlier), typical(outlier_scores(run, images)))
+  return out, samples[0]
+
+
+def train_or_load(families: dict, data: str, workdir: str, runs: dict, examples: int, batch_size: int,
+                  overrides: dict, bar) -> dict:
+  """{family: workdir of its run}: the given runs, the others trained under the budget."""
+  dirs = {}
+  for family, module in families.items():
+    bar.set_description(f"train {family}")
+    if family in runs:
+      dirs[family] = runs[family]
+    else:
+      dirs[family] = os.path.join(workdir, family)
+      loop.train_and_evaluate(budgeted_config(module, examples, batch_size, overrides.get(family)), dirs[family])
+    bar.update()
+  return dirs
+
+
+COLUMNS = {  # property -> [(column header with its unit, key in a row, format)]
+    "Training": [("examples seen", "examples", "{:.0f}"), ("steps", "steps", "{:.0f}"),
+                 ("train time (s)", "train_seconds", "{:.0f}"), ("train FLOPs", "train_flops", "{:.3g}")],
+    "Sampling": [("samples / s", "samples_per_sec", "{:.3g}"), ("network evaluations / sample", "network_evaluations",
+                                                                "{:.0f}")],
+    "Sample quality (domain features)": [("FID", "fid_mean", "{:.3g}"), ("FID s.d. over seeds", "fid_std", "{:.2g}"),
+                                         ("FID-infinity", "fid_infinity", "{:.3g}"), ("KID", "kid_mean", "{:.3g}"),
+                                         ("KID s.d.", "kid_std", "{:.2g}")],
+    "Coverage": [("precision", "precision", "{:.3f}"), ("recall", "recall", "{:.3f}"),
+                 ("density", "density", "{:.3f}"), ("coverage", "coverage", "{:.3f}")],
+    "Memorization": [("C_T (<<0: copying)", "data_copying", "{:.2f}"), ("cells", "data_copying_cells", "{:.0f}"),
+                     ("authenticity", "authenticity", "{:.3f}"), ("train-test NLL gap (nats)", "train_test_gap",
+                                                                   "{:.2f}")],
+    "Likelihood": [("estimator", "estimator", "{}"), ("test NLL (nats)", "test_nll", "{:.2f}"),
+                   ("s.e.", "test_nll_stderr", "{:.2f}"), ("bits/dim", "bits_per_dim", "{:.3f}"),
+                   ("s per 1k examples", "seconds_per_1k", "{:.3g}")],
+}
+
+
+def _cell(row: dict, key: str, fmt: str) -> str:
+  value = row.get(key)
+  if value is None:
+    return "none"
+  return fmt.format(value) if isinstance(value, (int, float, np.floating)) and fmt != "{}" else str(value)
+
+
+def markdown_report(rows: dict, data: str, budget: str) -> str:
+  lines = [f"# Every family on every property: {data}", "", budget, ""]
+  for title, columns in COLUMNS.items():
+    lines += [f"## {title}", "", "| family | model | " + " | ".join(c[0] for c in columns) + " |",
+              "|---|---|" + "---:|" * len(columns)]
+    lines += [f"| {family} | {row['model']} | " + " | ".join(_cell(row, key, fmt) for _, key, fmt in columns) + " |"
+              for family, row in rows.items()]
+    lines.append("")
+  sets = sorted({k[len("auroc "):] for row in rows.values() for k in row if k.startswith("auroc ")})
+  lines += ["## Outlier detection (AUROC against the test split; 0.5 is chance)", "",
+            "| family | score | " + " | ".join(sets) + " | " + " | ".join(f"typicality: {s}" for s in sets) + " |",
+            "|---|---|" + "---:|" * (2 * len(sets))]
+  for family, row in rows.items():
+    lines.append(f"| {family} | {row['outlier_score']} | " + " | ".join(
+        _cell(row, f"auroc {s}", "{:.3f}") for s in sets) + " | " + " | ".join(
+        _cell(row, f"typicality auroc {s}", "{:.3f}") for s in sets) + " |")
+  lines += ["", "Not yet measured here: " + __doc__.split("Not yet in the report")[1].split(":", 1)[1].strip()
+            .replace("\n", " "), ""]
+  return "\n".join(lines)
+
+
+def compare(data: str, workdir: str, *, runs: dict | None = None, classifier_dir: str | None = None,
+            examples: int = DEFAULT_EXAMPLES, batch_size: int = 128, num_samples: int | None = None,
+            seeds: tuple[int, ...] = (0, 1, 2), overrides: dict | None = None,
+            families: tuple[str, ...] | None = None) -> dict:
+  """Trains (or loads) every family (or those named in `families`), measures each, writes DIR/report.md
+  and report.json; returns the rows."""
+  if data not in FAMILY_CONFIGS:
+    raise ValueError(f"unknown --data {data!r}: expected one of {sorted(FAMILY_CONFIGS)}")
+  runs, overrides = dict(runs or {}), dict(overrides or {})
+  unknown = sorted((set(runs) | set(overrides) | set(families or ())) - {"classifier"} - set(FAMILY_CONFIGS[data]))
+  if unknown:
+    raise ValueError(f"unknown families {unknown}: expected names from {sorted(FAMILY_CONFIGS[data])}")
+  families = {f: m for f, m in FAMILY_CONFIGS[data].items() if families is None or f in families}
+  for family, path in runs.items():
+    if not os.path.exists(os.path.join(path, "config.json")):
+      raise FileNotFoundError(f"--runs {family}={path}: not a gen_jax run (no config.json)")
+  os.makedirs(workdir, exist_ok=True)
+  train, test = load_dataset(data, "train").data, load_dataset(data, "test").data
+  num_samples = len(test) if num_samples is None else num_samples
+  stages = len(families) * 2 + 2
+  with tqdm.tqdm(total=stages, desc="compare", disable=not sys.stderr.isatty()) as bar:
+    if classifier_dir is None:
+      bar.set_description("train classifier")
+      classifier_dir = os.path.join(workdir, "classifier")
+      loop.train_and_evaluate(budgeted_config(CLASSIFIER_CONFIGS[data], examples, batch_size,
+                                              overrides.get("classifier")), classifier_dir)
+    classifier = scoring.load_domain_classifier(classifier_dir)
+    bar.update()
+    dirs = train_or_load(families, data, workdir, runs, examples, batch_size, overrides, bar)
+    rows = {}
+    for family, path in dirs.items():
+      bar.set_description(f"measure {family}")
+      run = gen_jax.load_run(path)
+      row, samples = measure(run, classifier, data, train, test, num_samples, seeds)
+      rows[family] = {"model": run.config.model.name, "workdir": path, **training_cost(run), **row,
+                      "outlier_score": ("-log P(x)" if run.estimators else
+                                        "energy" if run.config.model.name == "ebm" else "-discriminator logit")}
+      visualize.save_image_grid(os.path.join(workdir, f"samples_{family}.png"), samples[:64], run.spec.num_levels,
+                                upscale=4 if run.spec.event_shape[0] <= 16 else 2)
+      bar.update()
+    budget = (f"Budget: {examples} training examples per family in batches of {batch_size} (runs given with "
+              f"--runs keep their own: see 'examples seen'); {num_samples} samples per seed, seeds {list(seeds)}; "
+              f"features: the domain classifier at {classifier_dir}.")
+    with open(os.path.join(workdir, "report.json"), "w") as f:
+      json.dump({"data": data, "budget": budget, "rows": rows}, f, indent=2, default=float)
+    with open(os.path.join(workdir, "report.md"), "w") as f:
+      f.write(markdown_report(rows, data, budget))
+    bar.update()
+  return rows
+
+
+def _pairs(text: str, what: str) -> dict:
+  pairs = {}
+  for item in filter(None, (text or "").split(",")):
+    if "=" not in item:
+      raise argparse.ArgumentTypeError(f"{what}: expected NAME=VALUE, got {item!r}")
+    name, value = item.split("=", 1)
+    pairs[name] = value
+  return pairs
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(prog="python -m experiments.compare", description=__doc__.split("\n")[0])
+  parser.add_argument("--data", required=True, choices=sorted(FAMILY_CONFIGS))
+  parser.add_argument("--workdir", required=True, help="where the runs, report.md, report.json and figures go")
+  parser.add_argument("--runs", default="", help="finished runs to load instead of training: family=DIR,...")
+  parser.add_argument("--classifier", default=None, help="a finished domain classifier run (else one is trained)")
+  parser.add_argument("--examples", type=int, default=DEFAULT_EXAMPLES, help="training examples seen per family")
+  parser.add_argument("--batch_size", type=int, default=128)
+  parser.add_argument("--num_samples", type=int, default=None, help="samples per seed (default: the test size)")
+  parser.add_argument("--seeds", default="0,1,2")
+  parser.add_argument("--families", default=None, help="only these families, comma-separated (default: all)")
+  parser.add_argument("--set", action="append", default=[],
+                      help="a config override for one family, FAMILY:FIELD=VALUE (JSON value), repeatable")
+  args = parser.parse_args(argv)
+  overrides = {}
+  for item in args.set:
+    family, _, assignment = item.partition(":")
+    name, _, value = assignment.partition("=")
+    if not (family and name and value):
+      parser.error(f"--set {item!r}: expected FAMILY:FIELD=VALUE")
+    overrides.setdefault(family, {})[name] = json.loads(value)
+  try:
+    runs = _pairs(args.runs, "--runs")
+    seeds = tuple(int(s) for s in args.seeds.split(","))
+  except (argparse.ArgumentTypeError, ValueError) as error:
+    parser.error(str(error))
+  try:
+    compare(args.data, args.workdir, runs=runs, classifier_dir=args.classifier, examples=args.examples,
+            batch_size=args.batch_size, num_samples=args.num_samples, seeds=seeds, overrides=overrides,
+            families=None if args.families is None else tuple(args.families.split(",")))
+  except (ValueError, FileNotFoundError, KeyError) as error:
+    parser.exit(2, f"{parser.prog}: error: {error}\n")
+  print(os.path.join(args.workdir, "report.md"))
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,59 @@
+"""experiments.compare: every family trained under one budget, measured through one contract, one report."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from experiments import compare
+
+TINY = {  # the smallest networks of each family's digits config
+    "classifier": {"model.channels": (8, 8), "model.feature_dim": 16},
+    "flow": {"model.hidden": 8, "model.num_couplings_per_scale": 1},
+    "vae": {"model.latent_dim": 4, "model.channels": (8, 8)},
+    "diffusion": {"model.channels": 8, "model.num_groups": 4, "model.num_res_blocks": 1,
+                  "model.num_timesteps": 10, "diffusion.sample_steps": 3},
+    "gan": {"model.channels": 8, "model.latent_dim": 8},
+    "autoregressive": {"model.channels": 8, "model.num_layers": 2, "model.head_channels": 16},
+    "energy": {"model.channels": (8,), "model.langevin_steps": 3, "ebm.buffer_size": 64, "ebm.sample_steps": 3},
+}
+
+
+@pytest.mark.slow
+def test_every_family_on_digits_in_one_report(tmp_path):
+  rows = compare.compare("digits", str(tmp_path), examples=32, batch_size=16, num_samples=40, seeds=(0, 1),
+                         overrides=TINY)
+  assert list(rows) == ["flow", "vae", "diffusion", "gan", "autoregressive", "energy"]
+  for family, row in rows.items():
+    assert row["examples"] == 32 and row["steps"] == 2, family  # one budget
+    assert row["train_flops"] > 0 and row["samples_per_sec"] > 0, family
+    assert np.isfinite(row["fid_mean"]) and row["fid_mean"] > 0 and row["fid_std"] >= 0, family
+    assert 0 <= row["recall"] <= 1 and 0 <= row["coverage"] <= 1 and 0 <= row["authenticity"] <= 1, family
+    assert np.isfinite(row["data_copying"]), family
+    assert 0 <= row["auroc uniform noise"] <= 1 and 0 <= row["auroc MNIST 8x8"] <= 1, family
+    assert os.path.getsize(tmp_path / f"samples_{family}.png") > 0
+  assert rows["diffusion"]["network_evaluations"] == 3 and rows["autoregressive"]["network_evaluations"] == 64
+  assert rows["flow"]["network_evaluations"] == 1 and rows["energy"]["network_evaluations"] == 3
+  assert rows["flow"]["estimator"] == "exact" and rows["vae"]["estimator"] == "elbo"
+  assert rows["gan"]["estimator"].startswith("none") and "bits_per_dim" not in rows["gan"]
+  assert rows["autoregressive"]["bits_per_dim"] > 0 and "typicality auroc rotated 90" in rows["flow"]
+  report = (tmp_path / "report.md").read_text()
+  for title in ("## Sampling", "## Likelihood", "## Memorization", "## Outlier detection", "Not yet measured"):
+    assert title in report
+  assert "| gan | gan | " in report and "| none |" in report
+  assert json.loads((tmp_path / "report.json").read_text())["rows"]["vae"]["estimator"] == "elbo"
+  # The same measures from a finished run: nothing is trained again.
+  again = compare.compare("digits", str(tmp_path / "again"), classifier_dir=str(tmp_path / "classifier"),
+                          runs={"vae": str(tmp_path / "vae")}, num_samples=40, seeds=(0, 1), families=("vae",))
+  assert list(again) == ["vae"] and again["vae"]["fid_mean"] == pytest.approx(rows["vae"]["fid_mean"], rel=1e-4)
+  assert not os.path.exists(tmp_path / "again" / "vae")
+
+
+def test_arguments_are_checked_before_any_training(tmp_path):
+  with pytest.raises(ValueError, match="unknown families \\['glow'\\]"):
+    compare.compare("digits", str(tmp_path), runs={"glow": str(tmp_path)})
+  with pytest.raises(FileNotFoundError, match="not a gen_jax run"):
+    compare.compare("digits", str(tmp_path), runs={"flow": str(tmp_path / "missing")})
+  with pytest.raises(ValueError, match="unknown --data"):
+    compare.compare("cifar10", str(tmp_path))
+  assert not os.listdir(tmp_path)
