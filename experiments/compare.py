@@ -16,9 +16,10 @@ Stages (one progress bar over them):
             DIR/report.json (every number), DIR/samples_<family>.png.
 
 MEASURES (in `gen_jax.eval` unless named; features are the domain classifier's penultimate layer):
-  training      examples seen, wall time of the logged training steps (from metrics.jsonl's
-                steps/s, compilation excluded), FLOPs of one training step (XLA's cost analysis of
-                the task's update) times the steps.
+  training      examples seen, wall time of the training steps (from metrics.jsonl's steps/s: the
+                first log window includes the step's compilation; evaluation, sampling and
+                checkpoints excluded), FLOPs of one training step (XLA's cost analysis of the task's
+                update) times the steps.
   sampling      samples/s at batch `--num_samples` (compiled, warm), network evaluations per sample
                 (`network_evaluations`).
   quality       FID and KID of `--num_samples` samples against the test split, mean and standard
@@ -108,7 +109,7 @@ def network_evaluations(run) -> int:
 
 
 def training_cost(run) -> dict:
-  """Examples seen, the logged training time (compilation excluded) and FLOPs (one step's XLA cost
+  """Examples seen, the logged training time (its first window with the compilation) and FLOPs (one step's XLA cost
   analysis times the steps) of a finished run."""
   metrics = [m for m in read_metrics(os.path.join(run.workdir, "metrics.jsonl")) if "train/steps_per_sec" in m]
   seconds, previous = 0.0, 0
