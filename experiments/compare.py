@@ -42,7 +42,6 @@ encode-decode round trips, denoising, and diffusion's FID against NFE; compressi
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib
 import json
 import math
@@ -60,6 +59,7 @@ from gen_jax import visualize
 from gen_jax.data import bits_per_dim, find_mnist_dir, load_dataset
 from gen_jax.data.mnist_split import read_mnist
 from gen_jax.drivers import loop, scoring
+from gen_jax.drivers.run import apply_overrides
 from gen_jax.eval import (fid_infinity, frechet, kernel_distance, manifold_metrics, memorization, outlier,
                           statistics)
 from gen_jax.train.metrics_log import read_metrics
@@ -78,14 +78,7 @@ def budgeted_config(module: str, examples: int, batch_size: int, overrides: dict
   """`module`'s `:cpu` config trained on `examples` examples in batches of `batch_size` (the steps a
   multiple of its steps per call), evaluated, sampled and saved once, at the end."""
   config = importlib.import_module(f"experiments.configs.{module}").get_config("cpu")
-  for name, value in (overrides or {}).items():
-    *parents, leaf = name.split(".")
-    node = config
-    for parent in parents:
-      node = node[parent]
-    if leaf not in node:
-      raise KeyError(f"override {name!r}: {module}'s config has no field {leaf!r}")
-    node[leaf] = value
+  apply_overrides(config, overrides or {}, f"{module}'s config")
   t = config.train
   steps_per_call = t.steps_per_call
   num_steps = max(steps_per_call, examples // batch_size // steps_per_call * steps_per_call)

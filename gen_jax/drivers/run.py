@@ -23,10 +23,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 
 from gen_jax import checks
 from gen_jax import models
+from gen_jax.data import levels
 from gen_jax.data.spec import DataSpec
 from gen_jax.eval import likelihood
 from gen_jax.train import checkpoint
@@ -90,11 +90,8 @@ class Run:
     checks.check_event_shape(x, spec.event_shape, "x")
     if spec.num_levels is None:
       return jnp.asarray(x, jnp.float32)
-    if not jnp.issubdtype(x.dtype, jnp.integer):
-      raise ValueError(f"x must hold the integer levels 0..{spec.num_levels - 1} of {spec.name} as stored, "
-                       f"got dtype {x.dtype}")
-    checks.check_range(x, 0, spec.num_levels - 1, "x")
-    return jnp.asarray(x, jnp.uint8 if spec.num_levels <= 256 else jnp.int32)
+    levels.check_levels(x, spec.num_levels, "x")
+    return jnp.asarray(x, jnp.uint8)  # DataSpec holds image levels to uint8
 
   @functools.cached_property
   def _compiled_sample(self):
@@ -103,6 +100,21 @@ class Run:
   @functools.cached_property
   def _compiled_log_likelihoods(self) -> dict:
     return {}  # (estimator, options) -> the compiled estimator
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides: dict, what: str = "the config") -> None:
+  """Sets each dotted field of `overrides` {"diffusion.sample_steps": 50, ...} in `config`; a field
+  `config` lacks is a KeyError naming it (an override is never a new field)."""
+  for name, value in overrides.items():
+    *parents, leaf = name.split(".")
+    node = config
+    for parent in parents:
+      if parent not in node:
+        raise KeyError(f"override {name!r}: {what} has no field {parent!r}")
+      node = node[parent]
+    if leaf not in node:
+      raise KeyError(f"override {name!r}: {what} has no field {leaf!r}")
+    node[leaf] = value
 
 
 def load_run(workdir: str, step: int | None = None, use_ema: bool = True,
@@ -118,16 +130,7 @@ def load_run(workdir: str, step: int | None = None, use_ema: bool = True,
     raise FileNotFoundError(f"{workdir} is not a gen_jax run: expected {config_path}")
   with open(config_path) as f:
     config = ml_collections.ConfigDict(json.load(f))
-  for name, value in (overrides or {}).items():
-    *parents, leaf = name.split(".")
-    node = config
-    for parent in parents:
-      if parent not in node:
-        raise KeyError(f"override {name!r}: the run's config has no field {parent!r}")
-      node = node[parent]
-    if leaf not in node:
-      raise KeyError(f"override {name!r}: the run's config has no field {leaf!r}")
-    node[leaf] = value
+  apply_overrides(config, overrides or {}, "the run's config")
   with open(os.path.join(workdir, "data_spec.json")) as f:
     raw = json.load(f)
   spec = DataSpec(**{**raw, "event_shape": tuple(raw["event_shape"])})
