@@ -245,3 +245,40 @@ def test_evaluation_of_a_padded_batch_averages_independent_draws():
   exact = -closed_form_elbo(x, None)
   assert abs(draws.mean() - exact.mean()) < 5 * spread_of_means / np.sqrt(400)
 
+
+
+def test_ddim_latent_is_the_probability_flow_map_and_decoding_inverts_it():
+  """For Gaussian data the probability-flow ODE keeps each eigen-coordinate's z-score: from z_0 at
+  t = 0 to z_1, z_1 - alpha_1 mu = V diag(s_1 / s_0) V^T (z_0 - alpha_0 mu), s_t = sqrt(alpha_t^2 w +
+  sigma_t^2). DDIM inversion (first order) converges to it; decoding with the same steps comes back."""
+  m = model(prediction="eps")
+  x = jnp.asarray(RNG.multivariate_normal(MEAN, COV, size=64), jnp.float32)
+  variables = m.init(jax.random.key(0), x, jax.random.key(1))
+  (a0, a1), (s0, s1) = alpha_sigma_np(np.array([10.0, -12.0]))
+  scale = np.sqrt(a1 ** 2 * EIGENVALUES + s1 ** 2) / np.sqrt(a0 ** 2 * EIGENVALUES + s0 ** 2)
+  x64 = np.asarray(x, np.float64)
+  expected = a1 * MEAN + ((x64 - a0 * MEAN) @ EIGENVECTORS * scale) @ EIGENVECTORS.T
+  errors = {}
+  for steps in (20, 500):
+    z_1 = np.asarray(m.apply(variables, x, steps, method=m.ddim_encode), np.float64)
+    errors[steps] = np.max(np.abs(z_1 - expected))
+  assert errors[500] < 2e-2 and errors[500] < errors[20] / 10, errors  # first order: 25x the steps, ~24x less
+  back = m.apply(variables, jnp.asarray(z_1, jnp.float32), 500, method=m.ddim_decode)
+  # x_hat(z_0 = x) at t = 0 shrinks x by E[x | z_0] (sigma_0 ~ 7e-3): within 1e-2 of x
+  np.testing.assert_allclose(np.asarray(back), x64, atol=2e-2)
+
+
+def test_denoise_observation_is_the_wiener_filter():
+  """y = x + n eps with x ~ N(mu, Sigma): E[x | y] = mu + Sigma (Sigma + n^2 I)^{-1} (y - mu), which the
+  optimal denoiser gives at sigma_t / alpha_t = n (found on 1001 times: log-SNR within 0.011)."""
+  m = model(prediction="eps")
+  x = RNG.multivariate_normal(MEAN, COV, size=256)
+  n = 0.3
+  y = x + n * RNG.normal(size=x.shape)
+  variables = m.init(jax.random.key(0), jnp.zeros((1, D)), jax.random.key(1))
+  x_hat = np.asarray(m.apply(variables, jnp.asarray(y, jnp.float32), n, method=m.denoise_observation))
+  wiener = MEAN + (y - MEAN) @ np.linalg.solve(COV + n ** 2 * np.eye(D), COV)
+  np.testing.assert_allclose(x_hat, wiener, atol=5e-3)
+  assert np.mean((x_hat - x) ** 2) < 0.7 * np.mean((y - x) ** 2)  # 0.050 against 0.085
+  with pytest.raises(ValueError, match="noise_std must be > 0"):
+    m.apply(variables, jnp.asarray(y, jnp.float32), 0.0, method=m.denoise_observation)

@@ -40,7 +40,8 @@ def check_levels(x, num_levels: int, name: str = "x") -> None:
 
 
 def levels_to_centres(x: jax.Array, num_levels: int) -> jax.Array:
-  """Level x in {0, ..., L-1} -> the centre 2 x / (L - 1) - 1 of its bin in [-1, 1] (float32, unchecked)."""
+  """Level x in {0, ..., L-1} -> the centre 2 x / (L - 1) - 1 of its bin in [-1, 1] (float32, unchecked;
+  levels as real numbers map the same way, the inverse of `centres_to_level_values`)."""
   return x.astype(jnp.float32) * (2.0 / (num_levels - 1)) - 1.0
 
 
@@ -51,6 +52,18 @@ def centres_to_levels(c: jax.Array, num_levels: int) -> jax.Array:
     raise ValueError(f"uint8 levels need num_levels <= 256, got {num_levels}")
   levels = jnp.round((jnp.asarray(c, jnp.float32) + 1.0) * (0.5 * (num_levels - 1)))
   return jnp.clip(levels, 0, num_levels - 1).astype(jnp.uint8)
+
+
+def centres_to_level_values(c: jax.Array, num_levels: int) -> jax.Array:
+  """A value c on the [-1, 1] scale -> levels as real numbers, (c + 1) (L - 1) / 2 (float32, not rounded
+  or clipped: `centres_to_levels` is its rounding)."""
+  return (jnp.asarray(c, jnp.float32) + 1.0) * (0.5 * (num_levels - 1))
+
+
+def unit_to_level_values(y: jax.Array, num_levels: int) -> jax.Array:
+  """A value y on the [0, 1] scale of dequantized data -> levels as real numbers, y L - 1/2 (the centre
+  (k + 1/2) / L of bin k -> k; float32, not rounded or clipped: `unit_to_levels` floors y L)."""
+  return jnp.asarray(y, jnp.float32) * num_levels - 0.5
 
 
 def unit_to_levels(y: jax.Array, num_levels: int) -> jax.Array:

@@ -7,6 +7,7 @@ float32 for vectors), so two runs compare in one line:
     x = run.sample(jax.random.key(0), 16)              # [16, H, W, C] uint8 levels, as stored
     log_p = run.log_likelihood(x)                        # [16] nats of the stored (discrete) data
     run.estimators                                       # ("exact",); a VAE ("elbo", "iwae"); a GAN ()
+    z = run.encode(x); x_mean = run.decode(z)            # a latent space, where the family has one
 
 Below it, each family's own module in its own units (a flow's `log_prob` takes floats in [0, 1]):
     log_p = run.model.apply(run.params, u, method=run.model.log_prob)
@@ -80,10 +81,44 @@ class Run:
     x = self._as_stored(x)
     rng = jax.random.key(0) if rng is None else rng
     key = (estimator, tuple(sorted(options.items())))
-    if key not in self._compiled_log_likelihoods:
-      self._compiled_log_likelihoods[key] = jax.jit(
-          functools.partial(self.task.log_likelihoods[estimator], **options))
-    return self._compiled_log_likelihoods[key](self.all_params, x, rng)
+    return self._compiled(key, functools.partial(self.task.log_likelihoods[estimator], **options))(
+        self.all_params, x, rng)
+
+  def latent_prior(self, rng: jax.Array, num: int) -> jax.Array:
+    """`num` draws of the latent that sampling starts from (`Task.latent`): [num, *latent shape]."""
+    checks.check_positive_int(num, "num")
+    return self._latent("prior").prior(rng, num)
+
+  def decode(self, z) -> jax.Array:
+    """Latents -> float32 outputs in data scale (image levels as real numbers, not rounded): a decoded
+    mean, a flow's inverse, a generator, a diffusion model's deterministic DDIM map."""
+    return self._compiled("decode", self._latent("decode").decode)(self.all_params, jnp.asarray(z, jnp.float32))
+
+  def encode(self, x) -> jax.Array:
+    """The latent code of data `x` as stored (a flow's forward map, a VAE's posterior mean, DDIM
+    inversion); a family without an encoder (a GAN) raises ValueError."""
+    latent = self._latent("encode")
+    if latent.encode is None:
+      raise ValueError(f"a {self.config.model.name!r} run has a latent space but no encoder")
+    return self._compiled("encode", latent.encode)(self.all_params, self._as_stored(x))
+
+  def denoise(self, y, noise_std: float) -> jax.Array:
+    """An estimate of x from y = x + noise_std N(0, I), both in data scale (`Task.denoise`)."""
+    if self.task.denoise is None:
+      raise ValueError(f"a {self.config.model.name!r} run cannot denoise (its task has no denoise)")
+    checks.check_event_shape(y, self.spec.event_shape, "y")
+    return self._compiled(("denoise", float(noise_std)), functools.partial(self.task.denoise, noise_std=float(noise_std)))(
+        self.all_params, jnp.asarray(y, jnp.float32))
+
+  def _latent(self, what: str):
+    if self.task.latent is None:
+      raise ValueError(f"a {self.config.model.name!r} run has no latent space to {what} (its task has no latent)")
+    return self.task.latent
+
+  def _compiled(self, key, fn):
+    if key not in self._compiled_functions:
+      self._compiled_functions[key] = jax.jit(fn)
+    return self._compiled_functions[key]
 
   def _as_stored(self, x) -> jax.Array:
     spec = self.spec
@@ -98,8 +133,8 @@ class Run:
     return jax.jit(functools.partial(self.task.sample, self.all_params), static_argnums=1)
 
   @functools.cached_property
-  def _compiled_log_likelihoods(self) -> dict:
-    return {}  # (estimator, options) -> the compiled estimator
+  def _compiled_functions(self) -> dict:
+    return {}  # (estimator, options), "decode", ... -> the compiled function
 
 
 def apply_overrides(config: ml_collections.ConfigDict, overrides: dict, what: str = "the config") -> None:

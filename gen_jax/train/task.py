@@ -35,6 +35,22 @@ Batch = Any  # jax.Array, or {"data": jax.Array, "label": jax.Array} for a task 
 UpdateRule = Callable[..., tuple]
 
 
+class LatentSpace(NamedTuple):
+  """A family's latent space, in the data's units, for the latent measures and figures of `gen_jax.eval`
+  (path lengths, probes, clustering, round trips, interpolations, traversals).
+
+  prior(rng, num) -> z [num, *latent_shape]: the latent draws the sampler starts from.
+  decode(variables, z) -> [num, *event_shape] float32 in data scale, differentiable in z: for images
+    the levels as real numbers (level k is the value k; a decoded mean, a flow's inverse, a generator
+    or a deterministic sampler's output, before any rounding); vectors as they are.
+  encode(variables, x) -> z: the code of data x as stored (a flow's forward map, a VAE's posterior
+    mean, a diffusion model's DDIM inversion); None for a family without an encoder (a GAN).
+  """
+  prior: Callable[[jax.Array, int], jax.Array]
+  decode: Callable[[Any, jax.Array], jax.Array]
+  encode: Callable[[Any, jax.Array], jax.Array] | None = None
+
+
 class Task(NamedTuple):
   model: nn.Module
   # init(rng, batch) -> (params, state); `batch` is a real training batch (data-dependent init, e.g. ActNorm).
@@ -65,6 +81,13 @@ class Task(NamedTuple):
   # check_health({name: mean over the last log window}) -> a warning to print, or None (e.g. a
   # discriminator that wins completely); called by the loop at every log step.
   check_health: Callable[[dict], str | None] | None = None
+  # The latent space (`LatentSpace`: prior, decode, encode) of a family that has one; None for one
+  # that does not (an autoregressive model, an EBM, a classifier).
+  latent: LatentSpace | None = None
+  # denoise(variables, y, noise_std) -> an estimate of x [B, *event_shape] (float32, data scale) from
+  # y = x + noise_std * N(0, I) in data scale (levels as real numbers): a diffusion model's denoiser
+  # at the matching noise level, a VAE's decoded posterior mean; None for a family that cannot.
+  denoise: Callable[[Any, jax.Array, float], jax.Array] | None = None
 
 
 def gradient_update(loss: Callable[..., tuple], optimizer: optax.GradientTransformation) -> UpdateRule:

@@ -300,6 +300,45 @@ class GaussianDiffusion(nn.Module):
     x = self._decode(decoder_rng, z_0, clip)
     return (x, trajectory) if return_trajectory else x
 
+  def ddim_decode(self, z_1: jax.Array, num_steps: int | None = None) -> jax.Array:
+    """The deterministic DDIM map (eta = 0) from z_1 to the denoised x_hat(z_0, 0), in model space.
+
+    The probability-flow ODE discretized by DDIM's steps (Song et al. 2021, "Denoising Diffusion
+    Implicit Models", sec. 4.3 and 5.4) makes z_1 a latent code; no step clips x_hat (the map stays
+    smooth, and `ddim_encode` inverts it), the output is clipped to [-1, 1] for images.
+    """
+    z_0 = samplers.run_sampler(self._pure("denoise"), self._pure("log_snr"), z_1, self._grid(num_steps),
+                               jax.random.key(0), eta=0.0)
+    x_hat, _ = self._pure("denoise")(z_0, jnp.zeros((z_0.shape[0],)))
+    return x_hat if self.num_levels is None else jnp.clip(x_hat, -1.0, 1.0)
+
+  def ddim_encode(self, x: jax.Array, num_steps: int | None = None) -> jax.Array:
+    """DDIM inversion: `ddim_decode`'s steps run backwards, t = 0 -> 1 from z_0 = x in model space.
+
+    Each step is z_s = alpha_s x_hat(z_t) + sigma_s eps_hat(z_t) for s > t (the eta = 0 step read
+    the other way), exact as the steps shrink (DDIM sec. 5.4); returns z_1 [B, *event_shape].
+    """
+    times = self._grid(num_steps)[::-1].copy()
+    return samplers.run_sampler(self._pure("denoise"), self._pure("log_snr"), self.to_model_space(x), times,
+                                jax.random.key(0), eta=0.0)
+
+  def denoise_observation(self, y: jax.Array, noise_std: float) -> jax.Array:
+    """x_hat from y = x + noise_std N(0, I) in model space: the denoiser at the time whose
+    sigma_t / alpha_t is nearest noise_std, fed z_t = alpha_t y (Tweedie's E[x | z_t], as the
+    denoising figure's x_hat); clipped to [-1, 1] for images.
+
+    The times searched are the bound's states (discrete time) or 1001 equal steps of [0, 1].
+    """
+    if isinstance(noise_std, (int, float)) and not noise_std > 0:
+      raise ValueError(f"noise_std must be > 0, got {noise_std!r}")
+    times = jnp.asarray(self.time_grid() if isinstance(self.schedule, DiscreteSchedule)
+                        else np.linspace(0.0, 1.0, 1001, dtype=np.float32))
+    log_snr = self.log_snr(times)
+    t = times[jnp.argmin(jnp.abs(log_snr + 2.0 * jnp.log(noise_std)))]  # sigma / alpha = exp(-lambda / 2)
+    alpha, _ = process.alpha_sigma(self.log_snr(t))
+    x_hat, _ = self.denoise(alpha * y, jnp.full((y.shape[0],), t))
+    return x_hat if self.num_levels is None else jnp.clip(x_hat, -1.0, 1.0)
+
   def edit(self, rng: jax.Array, x: jax.Array, t_start: float, num_steps: int | None = None,
            mask: jax.Array | None = None, eta: float = 1.0, clip_denoised: bool | None = None) -> jax.Array:
     """Noises x to t_start and samples back to t = 0 (denoising / SDEdit); with `mask` (x's shape,

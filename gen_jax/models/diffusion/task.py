@@ -11,7 +11,9 @@ unbiased draw per example, independent across examples; `gen_jax.eval.likelihood
                       continuous time);
   "probability_flow"  the probability-flow ODE log-likelihood (options divergence "hutchinson" or
                       "exact", method, rtol, atol, num_steps), dequantized for images.
-A run draws its samples with config.diffusion's sample_steps and sample_eta and writes two figures for images:
+Its latent space (`Task.latent`) is the DDIM latent z_1: `latent_steps` deterministic DDIM steps decode
+it, as many inverted steps encode data (DDIM inversion); `Task.denoise` is the denoiser at the noise
+level of the observation. A run draws its samples with config.diffusion's sample_steps and sample_eta and writes two figures for images:
 the denoised estimate x_hat along the sampling chain, and inpainting of the bottom half of test
 images.
 """
@@ -24,7 +26,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from gen_jax.data.levels import bits_per_dim
+from gen_jax.data.levels import bits_per_dim, centres_to_level_values, levels_to_centres
 from gen_jax.data.spec import DataSpec
 from gen_jax.models.diffusion import figures as figures_lib
 from gen_jax.models.diffusion import likelihood
@@ -33,7 +35,7 @@ from gen_jax.models.diffusion.schedules import make_schedule
 from gen_jax.nn import TimeConditionedMLP, UNet
 from gen_jax.train.config_section import refuse_moved, section_options
 from gen_jax.train.optimizer import make_optimizer
-from gen_jax.train.task import Task, gradient_update
+from gen_jax.train.task import LatentSpace, Task, gradient_update
 
 OBJECTIVES = ("simple", "elbo")
 
@@ -70,7 +72,8 @@ def diffusion_model(event_shape, denoiser: str = "unet", schedule: str = "linear
 
 
 def diffusion_task(model: GaussianDiffusion, spec: DataSpec, optimizer: optax.GradientTransformation,
-                   objective: str = "simple", sample_steps: int | None = None, sample_eta: float = 1.0) -> Task:
+                   objective: str = "simple", sample_steps: int | None = None, sample_eta: float = 1.0,
+                   latent_steps: int = 50) -> Task:
   if objective not in OBJECTIVES:
     raise ValueError(f"diffusion.objective must be one of {OBJECTIVES}, got {objective!r}")
   if (model.num_levels is None) != (spec.num_levels is None) or (
@@ -127,9 +130,26 @@ def diffusion_task(model: GaussianDiffusion, spec: DataSpec, optimizer: optax.Gr
     return figures_lib.denoising_and_inpainting(model, params["model"], rng, jnp.asarray(examples[:8]), spec.num_levels,
                                                 sample_steps, sample_eta)
 
+  to_data = (lambda c: centres_to_level_values(c, spec.num_levels)) if images else (lambda x: x)
+
+  def prior(rng, num):  # z_1 ~ N(0, I), where sampling starts
+    return jax.random.normal(rng, (num, *spec.event_shape), jnp.float32)
+
+  def decode(params, z):  # `latent_steps` deterministic DDIM steps from z_1
+    return to_data(model.apply(params["model"], z, latent_steps, method=model.ddim_decode))
+
+  def encode(params, x):  # DDIM inversion in `latent_steps` steps
+    return model.apply(params["model"], x, latent_steps, method=model.ddim_encode)
+
+  def denoise(params, y, noise_std):
+    if images:  # data scale (levels as real numbers) -> [-1, 1]: noise_std scales by 2 / (L - 1)
+      y, noise_std = levels_to_centres(y, spec.num_levels), noise_std * 2.0 / (spec.num_levels - 1)
+    return to_data(model.apply(params["model"], y, noise_std, method=model.denoise_observation))
+
   return Task(model=model, init=init, optimizer=optimizer, update=gradient_update(loss, optimizer), loss=loss,
               evaluate=evaluate, sample=sample, figures=figures,
-              log_likelihoods={"elbo": log_elbo, "probability_flow": log_probability_flow})
+              log_likelihoods={"elbo": log_elbo, "probability_flow": log_probability_flow},
+              latent=LatentSpace(prior=prior, decode=decode, encode=encode), denoise=denoise)
 
 
 def build_diffusion_task(config: ml_collections.ConfigDict, model: GaussianDiffusion, spec: DataSpec) -> Task:

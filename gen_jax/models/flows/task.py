@@ -21,7 +21,7 @@ from gen_jax.data import levels
 from gen_jax.data.spec import DataSpec
 from gen_jax.train.config_section import refuse_moved, section_options
 from gen_jax.train.optimizer import make_optimizer
-from gen_jax.train.task import Task, gradient_update
+from gen_jax.train.task import LatentSpace, Task, gradient_update
 
 
 def flow_task(model: nn.Module, spec: DataSpec, optimizer: optax.GradientTransformation,
@@ -72,8 +72,20 @@ def flow_task(model: nn.Module, spec: DataSpec, optimizer: optax.GradientTransfo
     # y lies in (0, 1) (the logit preprocessing ends in a sigmoid); floor(y L) is its bin.
     return levels.unit_to_levels(y, spec.num_levels)
 
+  def prior(rng, num):  # the base distribution N(0, I) that `sample` draws from
+    return jax.random.normal(rng, (num, *spec.event_shape), jnp.float32)
+
+  def decode(params, z):  # the inverse map; images: y in (0, 1) as levels, y L - 1/2 (not floored)
+    y = model.apply(params["model"], z, method=model.decode)
+    return levels.unit_to_level_values(y, spec.num_levels) if discrete else y
+
+  def encode(params, x):  # the forward map of x; images: of their bins' centres (x + 1/2) / L
+    y = dequantize.dequantize_with_noise(x, jnp.full(x.shape, 0.5), spec.num_levels) if discrete else x
+    return model.apply(params["model"], y, method=model.encode)
+
   return Task(model=model, init=init, optimizer=optimizer, update=gradient_update(loss, optimizer), loss=loss,
-              evaluate=evaluate, sample=sample, log_likelihoods={"exact": log_likelihood})
+              evaluate=evaluate, sample=sample, log_likelihoods={"exact": log_likelihood},
+              latent=LatentSpace(prior=prior, decode=decode, encode=encode))
 
 
 def build_flow_task(config: ml_collections.ConfigDict, model: nn.Module, spec: DataSpec) -> Task:

@@ -40,7 +40,8 @@ from gen_jax.models.gan import networks
 from gen_jax.models.gan.gan import GAN
 from gen_jax.train import optimizer as optimizer_lib
 from gen_jax.train.config_section import section_options
-from gen_jax.train.task import Task, merge_variables, split_variables
+from gen_jax.data.levels import centres_to_level_values
+from gen_jax.train.task import LatentSpace, Task, merge_variables, split_variables
 
 WIN_ACCURACY = 0.99
 
@@ -186,8 +187,15 @@ def gan_task(model: GAN, spec: DataSpec, loss: str = "non_saturating", n_critic:
               "gradient is vanishing, training has likely failed")
     return None
 
+  def prior(rng, num):  # what `sample` draws: z ~ N(0, I)
+    return jax.random.normal(rng, (num, model.latent_dim), jnp.float32)
+
+  def decode(params, z):  # the generator in eval mode; images: its [-1, 1] output as levels, not rounded
+    x = model.apply(params["model"], z, False, method=model.decode)
+    return centres_to_level_values(x, spec.num_levels) if images else x
+
   return Task(model=model, init=init, optimizer=optimizer, update=update, evaluate=evaluate, sample=sample,
-              figures=figures, check_health=check_health)
+              figures=figures, check_health=check_health, latent=LatentSpace(prior=prior, decode=decode))
 
 
 def build_gan_task(config: ml_collections.ConfigDict, model: GAN, spec: DataSpec) -> Task:

@@ -31,7 +31,7 @@ from gen_jax.models.vae import figures as figures_lib
 from gen_jax.models.vae.vae import largest_divisor_at_most
 from gen_jax.train.config_section import refuse_moved, section_options
 from gen_jax.train.optimizer import make_optimizer
-from gen_jax.train.task import Task, gradient_update
+from gen_jax.train.task import LatentSpace, Task, gradient_update
 
 ACTIVE_UNIT_THRESHOLD = 1e-2
 
@@ -106,8 +106,30 @@ def vae_task(model, spec: DataSpec, optimizer: optax.GradientTransformation, bet
     return figures_lib.reconstructions_and_interpolations(model, params["model"], prepare(jnp.asarray(examples), rng),
                                                           2 if binarized else spec.num_levels)
 
+  # Binarized data: the encoder sees x / (L - 1) rounded to {0, 1}, the decoded mean P(1) in [0, 1] is
+  # read back in the data's levels, x (L - 1).
+  scale = (spec.num_levels - 1) if binarized else 1.0
+
+  def encode(params, x):  # the posterior mean E_q[z | x]
+    if binarized:
+      x = jnp.round(x.astype(jnp.float32) / (spec.num_levels - 1)).astype(jnp.uint8)
+    return model.apply(params["model"], x, method=model.posterior_mean)
+
+  def decode(params, z):  # the decoded mean E[x | z], in data scale
+    return scale * model.apply(params["model"], z, method=model.decode_mean)
+
+  def denoise(params, y, noise_std):  # the decoded posterior mean of y, rounded to the levels it takes
+    del noise_std
+    if discrete:
+      y = jnp.clip(jnp.round(y), 0, spec.num_levels - 1).astype(jnp.uint8)
+    return decode(params, encode(params, y))
+
+  # A hierarchical VAE's latent is a list of layers under a learned prior: no flat code (not yet).
+  latent = (LatentSpace(prior=lambda rng, num: jax.random.normal(rng, (num, model.latent_dim), jnp.float32),
+                        decode=decode, encode=encode) if hasattr(model, "latent_dim") else None)
   return Task(model=model, init=init, optimizer=optimizer, update=gradient_update(loss, optimizer), loss=loss,
-              evaluate=evaluate, sample=sample, figures=figures, log_likelihoods={"elbo": log_elbo, "iwae": log_iwae})
+              evaluate=evaluate, sample=sample, figures=figures, log_likelihoods={"elbo": log_elbo, "iwae": log_iwae},
+              latent=latent, denoise=denoise if latent is not None else None)
 
 
 def build_vae_task(config: ml_collections.ConfigDict, model, spec: DataSpec) -> Task:
