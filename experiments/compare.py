@@ -13,7 +13,8 @@ Stages (one progress bar over them):
   measure   each run through the one data contract (`Run.sample`, `Run.log_likelihood`), on the test
             split (MEASURES below).
   write     DIR/report.md (one table per property, families as rows, units in the headers),
-            DIR/report.json (every number), DIR/samples_<family>.png.
+            DIR/report.json (every number), samples_<family>.png and the latent and FID-vs-NFE
+            figures (below).
 
 MEASURES (in `gen_jax.eval` unless named; features are the domain classifier's penultimate layer):
   training      examples seen, wall time of the training steps (from metrics.jsonl's steps/s: the
@@ -30,14 +31,31 @@ MEASURES (in `gen_jax.eval` unless named; features are the domain classifier's p
                 authenticity (Alaa et al. 2022), and the train - test likelihood gap (nats) on as many
                 train as test examples.
   likelihood    test NLL (nats, with its standard error over examples) and bits/dim of the discrete
-                data by the run's first estimator, named, and its seconds per 1000 examples (compiled,
-                warm); "none" with the reason where a family has none.
+                data by the run's first estimator, named with its options (`likelihood_options`: a
+                diffusion model's ELBO over 50 stratified transitions), and its seconds per 1000
+                examples (compiled, warm); "none" with the reason where a family has none.
   outliers      AUROC of the family's outlier score against the test split for uniform noise, inverted
                 images, images rotated by 90 degrees and (digits) MNIST reduced to 8x8; and of the
                 typicality test (Nalisnick et al. 2019) where a likelihood exists.
-Not yet in the report (the measures exist in `gen_jax.eval`, the per-family latent access does not):
-latent-space smoothness (perceptual path length), linear probes and clustering of latent codes,
-encode-decode round trips, denoising, and diffusion's FID against NFE; compression.
+  latent space  where the family has one (`Task.latent`: a flow's z, a VAE's z, a GAN's z, a diffusion
+                model's DDIM latent z_1): the perceptual path length (Karras et al. 2019: linear paths
+                between prior draws, eps 1e-4, squared distances of the classifier's features of the
+                decoded outputs, `PATH_PAIRS` pairs, 1st-99th percentile mean) and its ratio to the mean
+                squared endpoint distance (>= 1; 1 for outputs moving straight at constant speed; unlike
+                the PPL comparable across latent sizes); where an encoder exists: the encode -> decode
+                RMSE on the test split (levels; DDIM inversion for diffusion), the active dimensions
+                (variance of the test codes > 0.01, Burda et al. 2016), a linear probe's test accuracy
+                for the label (trained on the train codes) and k-means NMI / ARI of the test codes
+                against the labels; figures interpolations_<family>.png (8 test pairs, or prior pairs
+                without an encoder) and traversals_<family>.png (the 8 dimensions the codes vary most
+                along, +-2 standard deviations).
+  denoising     RMSE (levels) of `Run.denoise` on test images plus Gaussian noise of standard
+                deviation (L - 1) / 8 (a diffusion model's denoiser at that noise level, a VAE's decoded
+                posterior mean), beside the noisy input's RMSE.
+  FID vs NFE    for a diffusion model: FID (one seed) of DDIM (eta 0) and ancestral (eta 1) sampling at
+                10, 25, 50, 100, 250 steps, a table and fid_against_nfe_<family>.png.
+Not yet in the report (see the issues): a hierarchical VAE's latent (a list of layers under a learned
+prior), denoising by flows, GANs and EBMs, ROC curve figures; compression.
 """
 from __future__ import annotations
 
@@ -55,13 +73,13 @@ import numpy as np
 import tqdm
 
 import gen_jax
-from gen_jax import visualize
+from gen_jax import latent_space, visualize
 from gen_jax.data import bits_per_dim, find_mnist_dir, load_dataset
 from gen_jax.data.mnist_split import read_mnist
 from gen_jax.drivers import loop, scoring
 from gen_jax.drivers.run import apply_overrides
-from gen_jax.eval import (fid_infinity, frechet, kernel_distance, manifold_metrics, memorization, outlier,
-                          statistics)
+from gen_jax.eval import (fid_infinity, frechet, kernel_distance, latent_structure, manifold_metrics, memorization,
+                          outlier, path_length, statistics)
 from gen_jax.train.metrics_log import read_metrics
 
 FAMILY_CONFIGS = {
@@ -123,11 +141,26 @@ def training_cost(run) -> dict:
 
 
 EVAL_BATCH = 500
+ELBO_TRANSITIONS = 50
+
+
+def likelihood_options(run) -> dict:
+  """The first estimator's options: a diffusion model's ELBO over ELBO_TRANSITIONS stratified transitions
+  per example (unbiased; all 999 of DDPM's cost 300 s per 1000 digits on 2 cores, 20 times more)."""
+  if run.config.model.name != "diffusion":
+    return {}
+  transitions = run.model.num_transitions
+  return {"num_step_samples": min(ELBO_TRANSITIONS, transitions) if transitions else ELBO_TRANSITIONS}
+
+
+def estimator_name(run) -> str:
+  return run.estimators[0] + "".join(f" ({k}={v})" for k, v in likelihood_options(run).items())
 
 
 def negative_log_likelihood(run, x) -> np.ndarray:
   """-Run.log_likelihood per example (nats), EVAL_BATCH examples per call."""
-  return np.concatenate([-np.asarray(run.log_likelihood(x[i:i + EVAL_BATCH]), np.float64)
+  options = likelihood_options(run)
+  return np.concatenate([-np.asarray(run.log_likelihood(x[i:i + EVAL_BATCH], **options), np.float64)
                          for i in range(0, len(x), EVAL_BATCH)])
 
 
@@ -155,14 +188,116 @@ def shifted_sets(data: str, test: np.ndarray, num_levels: int) -> dict[str, np.n
   return sets
 
 
+PATH_PAIRS = 512  # latent pairs for the path lengths (StyleGAN's eps = 1e-4, linear paths)
+DENOISE_STD = 1 / 8  # the noise of the denoising measure, a fraction of the level range L - 1
+FID_NFE_STEPS = (10, 25, 50, 100, 250)  # a diffusion model's sampler steps on the FID-vs-NFE curve
+
+
+def _flat(codes) -> np.ndarray:
+  codes = np.asarray(codes, np.float64)
+  return codes.reshape(len(codes), -1)
+
+
+def _in_batches(fn, x, batch: int = EVAL_BATCH) -> np.ndarray:
+  return np.concatenate([np.asarray(fn(x[i:i + batch])) for i in range(0, len(x), batch)])
+
+
+def latent_measures(run, classifier, train, train_labels, test, test_labels) -> tuple[dict, dict]:
+  """The latent space's measures (module doc) and its figures {name: uint8 grid}; ({}, {}) without one."""
+  latent = run.task.latent
+  if latent is None:
+    return {}, {}
+  out, figures = {}, {}
+  features = classifier.features_of_values
+  lengths = path_length.path_lengths(run.decode, run.latent_prior, jax.random.key(0), PATH_PAIRS, features=features)
+  chords = path_length.endpoint_distances(run.decode, run.latent_prior, jax.random.key(0), PATH_PAIRS,
+                                          features=features)
+  out["path_length"] = path_length.percentile_filtered_mean(lengths)
+  out["path_length_ratio"] = float(lengths.mean() / chords.mean())
+  z_shape = np.asarray(run.latent_prior(jax.random.key(0), 1)).shape[1:]
+  levels = run.spec.num_levels
+  # The figures show the level range; a flow's logit preprocessing can decode slightly beyond it.
+  shown = lambda flat: jnp.clip(run.decode(jnp.reshape(flat, (-1, *z_shape))), 0, levels - 1)
+  if latent.encode is not None:
+    train_codes, test_codes = _in_batches(run.encode, train), _in_batches(run.encode, test)
+    reconstruction = _in_batches(run.decode, test_codes.astype(np.float32))
+    out["round_trip_rmse"] = float(np.sqrt(np.mean((reconstruction - test) ** 2)))
+    train_flat, test_flat = _flat(train_codes), _flat(test_codes)
+    out["latent_dims"] = test_flat.shape[1]
+    out["active_dims"] = int(latent_space.active_units(jnp.asarray(test_flat)))
+    out["probe_accuracy"] = latent_structure.linear_probe_accuracy(train_flat, train_labels, test_flat, test_labels)
+    out.update({f"kmeans_{k}": v for k, v in latent_structure.clustering_agreement(test_flat, test_labels).items()})
+    start, end, centre = test_flat[:8], test_flat[8:16], test_flat[0]
+    spread = test_flat.std(axis=0)
+  else:  # no encoder: between prior draws, around the prior's mean
+    start = _flat(run.latent_prior(jax.random.key(1), 8))
+    end = _flat(run.latent_prior(jax.random.key(2), 8))
+    centre, spread = np.zeros(start.shape[1]), np.ones(start.shape[1])
+  if levels is not None:
+    figures["interpolations"] = latent_space.interpolation_grid(shown, start, end, 8, levels, spherical=False)
+    dims = np.argsort(-spread)[:8]  # the 8 dimensions the codes vary most along, swept over +-2 s.d.
+    rows = [latent_space.latent_traversal(centre, [d], centre[d] + spread[d] * np.linspace(-2, 2, 9)) for d in dims]
+    figures["traversals"] = latent_space.images_to_grid(np.asarray(shown(jnp.concatenate(rows))), levels, 9)
+  return out, figures
+
+
+def denoising_error(run, test) -> dict:
+  """RMSE (levels) of `Run.denoise` on test + DENOISE_STD (L - 1) N(0, I), beside the noisy input's."""
+  if run.task.denoise is None or run.spec.num_levels is None:
+    return {}
+  std = DENOISE_STD * (run.spec.num_levels - 1)
+  noisy = test + std * np.random.default_rng(0).standard_normal(test.shape)
+  denoised = _in_batches(lambda y: run.denoise(y, std), noisy.astype(np.float32))
+  return {"denoise_rmse": float(np.sqrt(np.mean((denoised - test) ** 2))),
+          "noisy_rmse": float(np.sqrt(np.mean((noisy - test) ** 2)))}
+
+
+def fid_against_nfe(run, classifier, test, num_samples: int, steps_list=FID_NFE_STEPS) -> list[dict]:
+  """A diffusion model's FID (one seed) for DDIM (eta 0) and ancestral (eta 1) sampling at each of
+  `steps_list` steps (NFE = steps + 1, the final denoising); [] for another family."""
+  if "diffusion" not in run.config:
+    return []
+  transitions = run.model.num_transitions
+  steps_list = [steps for steps in steps_list if not transitions or steps <= transitions]
+  model, test_stats = run.model, statistics.statistics_of(classifier(test)[0])
+  points = []
+  for eta in (0.0, 1.0):
+    for steps in steps_list:
+      draw = jax.jit(lambda key, steps=steps, eta=eta: model.apply(run.params, key, num_samples, steps, eta,
+                                                                   method=model.sample))
+      fake = statistics.statistics_of(classifier(np.asarray(draw(jax.random.key(0))))[0])
+      points.append({"eta": eta, "steps": steps, "nfe": steps + 1,
+                     "fid": frechet.frechet_distance_from_statistics(test_stats, fake)})
+  return points
+
+
+def save_fid_against_nfe(path: str, points: list[dict], own: tuple[int, float]) -> None:
+  import matplotlib  # pylint: disable=import-outside-toplevel
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  figure, axes = plt.subplots(figsize=(4.5, 3.2))
+  for eta, label in ((0.0, "DDIM (eta 0)"), (1.0, "ancestral (eta 1)")):
+    curve = [p for p in points if p["eta"] == eta]
+    axes.plot([p["nfe"] for p in curve], [p["fid"] for p in curve], "o-", label=label)
+  axes.plot(*own, "k*", markersize=10, label="the run's sampler")
+  axes.set(xscale="log", xlabel="network evaluations per sample", ylabel="FID (domain features)")
+  axes.legend()
+  figure.tight_layout()
+  figure.savefig(path, dpi=120)
+  plt.close(figure)
+
+
 def measure(run, classifier, data: str, train: np.ndarray, test: np.ndarray, num_samples: int,
             seeds: tuple[int, ...]) -> tuple[dict, np.ndarray]:
   """Every measure of one run (see the module doc), and its first seed's samples."""
   out = {}
-  samples = [np.asarray(run.sample(jax.random.key(seed), num_samples)) for seed in seeds]  # compiles once
-  start = time.perf_counter()
-  jax.block_until_ready(run.sample(jax.random.key(len(seeds) + 1), num_samples))
-  out["samples_per_sec"] = num_samples / (time.perf_counter() - start)
+  samples, seconds = [], []
+  for seed in (*seeds, len(seeds) + 1)[:max(2, len(seeds))]:  # the first call compiles; the second is timed
+    start = time.perf_counter()
+    samples.append(np.asarray(run.sample(jax.random.key(seed), num_samples)))
+    seconds.append(time.perf_counter() - start)
+  samples = samples[:len(seeds)]
+  out["samples_per_sec"] = num_samples / seconds[1]
   out["network_evaluations"] = network_evaluations(run)
 
   features = lambda images: classifier(images)[0]
@@ -188,7 +323,7 @@ def measure(run, classifier, data: str, train: np.ndarray, test: np.ndarray, num
     inlier = negative_log_likelihood(run, test)
     seconds = time.perf_counter() - start
     mean = float(inlier.mean())
-    out.update(estimator=run.estimators[0], test_nll=mean, test_nll_stderr=float(inlier.std(ddof=1) / math.sqrt(len(test))),
+    out.update(estimator=estimator_name(run), test_nll=mean, test_nll_stderr=float(inlier.std(ddof=1) / math.sqrt(len(test))),
                seconds_per_1k=1000 * seconds / len(test), train_test_gap=mean - float(train_nll.mean()))
     if run.spec.num_levels is not None:
       out["bits_per_dim"] = float(bits_per_dim(mean, run.spec.num_dims))
@@ -232,6 +367,14 @@ COLUMNS = {  # property -> [(column header with its unit, key in a row, format)]
     "Memorization": [("C_T (<<0: copying)", "data_copying", "{:.2f}"), ("cells", "data_copying_cells", "{:.0f}"),
                      ("authenticity", "authenticity", "{:.3f}"), ("train-test NLL gap (nats)", "train_test_gap",
                                                                    "{:.2f}")],
+    "Latent space (features: the domain classifier's)": [
+        ("path length (PPL)", "path_length", "{:.3g}"), ("PPL / endpoint distance", "path_length_ratio", "{:.2f}"),
+        ("encode-decode RMSE (levels)", "round_trip_rmse", "{:.3f}"), ("active dims", "active_dims", "{:.0f}"),
+        ("latent dims", "latent_dims", "{:.0f}")],
+    "Latent structure (codes of the test split against its labels)": [
+        ("linear probe accuracy", "probe_accuracy", "{:.3f}"), ("k-means NMI", "kmeans_nmi", "{:.3f}"),
+        ("k-means ARI", "kmeans_ari", "{:.3f}")],
+    "Denoising": [("denoised RMSE (levels)", "denoise_rmse", "{:.3f}"), ("noisy input RMSE", "noisy_rmse", "{:.3f}")],
     "Likelihood": [("estimator", "estimator", "{}"), ("test NLL (nats)", "test_nll", "{:.2f}"),
                    ("s.e.", "test_nll_stderr", "{:.2f}"), ("bits/dim", "bits_per_dim", "{:.3f}"),
                    ("s per 1k examples", "seconds_per_1k", "{:.3g}")],
@@ -261,6 +404,15 @@ def markdown_report(rows: dict, data: str, budget: str) -> str:
     lines.append(f"| {family} | {row['outlier_score']} | " + " | ".join(
         _cell(row, f"auroc {s}", "{:.3f}") for s in sets) + " | " + " | ".join(
         _cell(row, f"typicality auroc {s}", "{:.3f}") for s in sets) + " |")
+  curves = {family: row["fid_against_nfe"] for family, row in rows.items() if row.get("fid_against_nfe")}
+  for family, points in curves.items():
+    lines += ["", f"## FID against network evaluations: {family} ({rows[family]['model']}; one seed)", "",
+              "| sampler | " + " | ".join(str(p["nfe"]) for p in points if p["eta"] == 0.0) + " |",
+              "|---|" + "---:|" * (len(points) // 2)]
+    for eta, name in ((0.0, "DDIM (eta 0)"), (1.0, "ancestral (eta 1)")):
+      lines.append(f"| {name} | " + " | ".join(f"{p['fid']:.3g}" for p in points if p["eta"] == eta) + " |")
+    lines += ["", f"The run's own sampler: {rows[family]['network_evaluations']} evaluations, FID "
+              f"{rows[family]['fid_mean']:.3g} (mean over seeds)."]
   lines += ["", "Not yet measured here: " + __doc__.split("Not yet in the report")[1].split(":", 1)[1].strip()
             .replace("\n", " "), ""]
   return "\n".join(lines)
@@ -269,7 +421,7 @@ def markdown_report(rows: dict, data: str, budget: str) -> str:
 def compare(data: str, workdir: str, *, runs: dict | None = None, classifier_dir: str | None = None,
             examples: int = DEFAULT_EXAMPLES, batch_size: int = 128, num_samples: int | None = None,
             seeds: tuple[int, ...] = (0, 1, 2), overrides: dict | None = None,
-            families: tuple[str, ...] | None = None) -> dict:
+            families: tuple[str, ...] | None = None, fid_nfe_steps: tuple[int, ...] = FID_NFE_STEPS) -> dict:
   """Trains (or loads) every family (or those named in `families`), measures each, writes DIR/report.md
   and report.json; returns the rows."""
   if data not in FAMILY_CONFIGS:
@@ -283,7 +435,8 @@ def compare(data: str, workdir: str, *, runs: dict | None = None, classifier_dir
     if not os.path.exists(os.path.join(path, "config.json")):
       raise FileNotFoundError(f"--runs {family}={path}: not a gen_jax run (no config.json)")
   os.makedirs(workdir, exist_ok=True)
-  train, test = load_dataset(data, "train").data, load_dataset(data, "test").data
+  train_set, test_set = load_dataset(data, "train"), load_dataset(data, "test")
+  train, test = train_set.data, test_set.data
   num_samples = len(test) if num_samples is None else num_samples
   stages = len(families) * 2 + 2
   with tqdm.tqdm(total=stages, desc="compare", disable=not sys.stderr.isatty()) as bar:
@@ -299,12 +452,23 @@ def compare(data: str, workdir: str, *, runs: dict | None = None, classifier_dir
     for family, path in dirs.items():
       bar.set_description(f"measure {family}")
       run = gen_jax.load_run(path)
+      start = time.perf_counter()
       row, samples = measure(run, classifier, data, train, test, num_samples, seeds)
-      rows[family] = {"model": run.config.model.name, "workdir": path, **training_cost(run), **row,
+      latent_row, figures = latent_measures(run, classifier, train, train_set.labels, test, test_set.labels)
+      points = fid_against_nfe(run, classifier, test, num_samples, fid_nfe_steps)
+      rows[family] = {"model": run.config.model.name, "workdir": path, **training_cost(run), **row, **latent_row,
+                      **denoising_error(run, test), "fid_against_nfe": points,
                       "outlier_score": ("-log P(x)" if run.estimators else
-                                        "energy" if run.config.model.name == "ebm" else "-discriminator logit")}
+                                        "energy" if run.config.model.name == "ebm" else "-discriminator logit"),
+                      "measure_seconds": time.perf_counter() - start}
+      upscale = 4 if run.spec.event_shape[0] <= 16 else 2
       visualize.save_image_grid(os.path.join(workdir, f"samples_{family}.png"), samples[:64], run.spec.num_levels,
-                                upscale=4 if run.spec.event_shape[0] <= 16 else 2)
+                                upscale=upscale)
+      for name, grid in figures.items():
+        visualize.save_image(os.path.join(workdir, f"{name}_{family}.png"), grid, upscale=upscale)
+      if points:
+        save_fid_against_nfe(os.path.join(workdir, f"fid_against_nfe_{family}.png"), points,
+                             (row["network_evaluations"], row["fid_mean"]))
       bar.update()
     budget = (f"Budget: {examples} training examples per family in batches of {batch_size} (runs given with "
               f"--runs keep their own: see 'examples seen'); {num_samples} samples per seed, seeds {list(seeds)}; "

@@ -22,7 +22,7 @@ TINY = {  # the smallest networks of each family's digits config
 @pytest.mark.slow
 def test_every_family_on_digits_in_one_report(tmp_path):
   rows = compare.compare("digits", str(tmp_path), examples=32, batch_size=16, num_samples=40, seeds=(0, 1),
-                         overrides=TINY)
+                         overrides=TINY, fid_nfe_steps=(2, 9, 10))
   assert list(rows) == ["flow", "vae", "diffusion", "gan", "autoregressive", "energy"]
   for family, row in rows.items():
     assert row["examples"] == 32 and row["steps"] == 2, family  # one budget
@@ -37,8 +37,27 @@ def test_every_family_on_digits_in_one_report(tmp_path):
   assert rows["flow"]["estimator"] == "exact" and rows["vae"]["estimator"] == "elbo"
   assert rows["gan"]["estimator"].startswith("none") and "bits_per_dim" not in rows["gan"]
   assert rows["autoregressive"]["bits_per_dim"] > 0 and "typicality auroc rotated 90" in rows["flow"]
+  # Latent spaces: every family with one has a path length; the encoders round-trip (a flow exactly).
+  for family in ("flow", "vae", "diffusion", "gan"):
+    assert rows[family]["path_length"] > 0 and rows[family]["path_length_ratio"] > 0.95, family
+    for figure in ("interpolations", "traversals"):
+      assert os.path.getsize(tmp_path / f"{figure}_{family}.png") > 0
+  for family in ("flow", "vae", "diffusion"):
+    assert 0 <= rows[family]["probe_accuracy"] <= 1 and -1 <= rows[family]["kmeans_ari"] <= 1, family
+    assert 0 <= rows[family]["active_dims"] <= rows[family]["latent_dims"], family
+  assert rows["flow"]["round_trip_rmse"] < 1e-2 and rows["flow"]["latent_dims"] == 64
+  assert rows["vae"]["latent_dims"] == 4 and "round_trip_rmse" not in rows["gan"]
+  assert "path_length" not in rows["autoregressive"] and "path_length" not in rows["energy"]
+  assert rows["diffusion"]["denoise_rmse"] > 0 and rows["vae"]["noisy_rmse"] == pytest.approx(2.0, rel=0.1)
+  assert "denoise_rmse" not in rows["flow"]
+  # FID against NFE: the steps the 9-transition chain has, for both samplers.
+  assert [(p["eta"], p["nfe"]) for p in rows["diffusion"]["fid_against_nfe"]] == [(0.0, 3), (0.0, 10), (1.0, 3),
+                                                                                  (1.0, 10)]
+  assert os.path.getsize(tmp_path / "fid_against_nfe_diffusion.png") > 0 and not rows["flow"]["fid_against_nfe"]
   report = (tmp_path / "report.md").read_text()
-  for title in ("## Sampling", "## Likelihood", "## Memorization", "## Outlier detection", "Not yet measured"):
+  for title in ("## Sampling", "## Likelihood", "## Memorization", "## Outlier detection", "## Latent space",
+                "## Latent structure", "## Denoising", "## FID against network evaluations: diffusion",
+                "Not yet measured"):
     assert title in report
   assert "| gan | gan | " in report and "| none |" in report
   assert json.loads((tmp_path / "report.json").read_text())["rows"]["vae"]["estimator"] == "elbo"

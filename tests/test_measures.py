@@ -13,7 +13,7 @@ from gen_jax.eval.frechet import frechet_distance
 from gen_jax.eval.latent_structure import clustering_agreement, linear_probe_accuracy
 from gen_jax.eval.memorization import authenticity, data_copying_test
 from gen_jax.eval.outlier import auroc, typicality_scores
-from gen_jax.eval.path_length import path_lengths, percentile_filtered_mean, perceptual_path_length
+from gen_jax.eval.path_length import endpoint_distances, path_lengths, percentile_filtered_mean, perceptual_path_length
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -132,6 +132,19 @@ def test_path_length_of_a_linear_generator_on_lines():
   # The same draws whatever the batches (the last one padded); features enter the default distance.
   np.testing.assert_allclose(path_lengths(lambda z: z, sample, jax.random.key(0), 2000, batch_size=2000,
                                           features=_linear_generator(matrix)), lengths, rtol=1e-2)
+
+
+def test_path_length_over_endpoint_distance_is_one_for_a_linear_generator_and_more_for_a_bent_one():
+  matrix = np.random.default_rng(1).normal(size=(3, 4)).astype(np.float32)
+  sample = lambda key, num: jax.random.normal(key, (num, 4))
+  key = jax.random.key(2)
+  linear = _linear_generator(matrix)
+  # A linear G moves straight at constant speed: every pair's d / eps^2 equals its ||G(z2) - G(z1)||^2.
+  np.testing.assert_allclose(path_lengths(linear, sample, key, 500), endpoint_distances(linear, sample, key, 500,
+                                                                                         batch_size=128), rtol=2e-2)
+  bent = lambda z: jnp.sin(3 * linear(z))
+  ratio = path_lengths(bent, sample, key, 2000).mean() / endpoint_distances(bent, sample, key, 2000).mean()
+  assert ratio > 2
 
 
 def test_path_length_on_the_unit_circle():

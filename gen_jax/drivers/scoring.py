@@ -22,7 +22,7 @@ from gen_jax.eval import features
 from gen_jax.eval import image_folder
 from gen_jax.eval import likelihood
 from gen_jax.eval import training_metrics
-from gen_jax.models.classifier import images_to_classifier_input
+from gen_jax.models.classifier import images_to_classifier_input, level_values_to_classifier_input
 
 
 def run_likelihood(run, estimator: str = "exact", split: str = "test", batch_size: int = 500, seed: int = 0,
@@ -61,7 +61,10 @@ def load_domain_classifier(workdir: str, step: int | None = None,
   model, params, spec = run.model, run.params, run.spec
   features_and_logits = jax.jit(lambda images: model.apply(params, images_to_classifier_input(images, spec),
                                                            method=model.features_and_logits))
-  return domain_features.DomainClassifier(features_and_logits, spec, model.feature_dim, model.num_classes, batch_size)
+  features_of_values = jax.jit(lambda values: model.apply(params, level_values_to_classifier_input(values, spec),
+                                                          method=model.features_and_logits)[0])
+  return domain_features.DomainClassifier(features_and_logits, spec, model.feature_dim, model.num_classes, batch_size,
+                                          features_of_values)
 
 
 def feature_network_for(name, spec):

@@ -39,12 +39,15 @@ class DomainClassifier:
     feature_dim: F.
     num_classes: the classifier's classes.
     batch_size: images per call; the last partial batch is padded and masked.
+    features_of_values: features of images given as levels in real numbers (float32 [B, ...], e.g. a
+      decoded mean), differentiable, for path lengths in feature space; None if not given.
   """
   features_and_logits: Callable[[np.ndarray], tuple[jax.Array, jax.Array]]
   spec: DataSpec
   feature_dim: int
   num_classes: int
   batch_size: int = DEFAULT_BATCH_SIZE
+  features_of_values: Callable[[jax.Array], jax.Array] | None = None
 
   def __post_init__(self):
     checks.check_positive_int(self.batch_size, "batch_size")

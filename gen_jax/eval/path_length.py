@@ -25,7 +25,13 @@ the expectation above.
 
 `distance(a, b)` takes two output batches and returns [B] distances (LPIPS, say); the default is the
 squared Euclidean distance between `features(a)` and `features(b)` (each flattened per example),
-`features` defaulting to the outputs themselves. All latents and t are drawn from `rng` at once
+`features` defaulting to the outputs themselves. `endpoint_distances` gives d(G(z1), G(z2)) for the same pairs; the ratio of the mean path length to
+the mean endpoint distance is at least 1 for a squared distance (per pair, by Cauchy-Schwarz,
+E_t ||v(t)||^2 >= (E_t ||v(t)||)^2 >= ||G(z2) - G(z1)||^2 on a line) and 1 where the outputs move
+straight at constant speed (a linear G): a scale-free measure of how much the path bends in feature
+space, comparable across latent spaces of different sizes, where the PPL itself is not.
+
+All latents and t are drawn from `rng` at once
 (`sample_latents(key, num)` for z1 and for z2: N(0, I) in Z, or the mapping of it in W) and fed in
 batches of `batch_size` pairs, the last one padded and cut, so the result depends on rng alone.
 """
@@ -131,6 +137,28 @@ def path_lengths(generate: Callable, sample_latents: Callable, rng: jax.Array, n
       raise ValueError(f"distance(a, b) must return one distance per example, [{batch_size}], got {batch.shape}")
     lengths.append(np.asarray(batch, np.float64) / epsilon ** 2)
   return np.concatenate(lengths)[:num_samples]
+
+
+def endpoint_distances(generate: Callable, sample_latents: Callable, rng: jax.Array, num_samples: int, *,
+                       distance: Optional[Callable] = None, features: Optional[Callable] = None,
+                       batch_size: int = 256) -> np.ndarray:
+  """d(G(z1), G(z2)) for the pairs `path_lengths` draws from the same `rng` (its arguments): [num_samples]."""
+  checks.check_positive_int(num_samples, "num_samples")
+  checks.check_positive_int(batch_size, "batch_size")
+  if distance is not None and features is not None:
+    raise ValueError("pass either distance (a, b) -> [B] or features for the default squared Euclidean "
+                     "distance, not both")
+  if distance is None:
+    distance = _squared_feature_distance(features if features is not None else (lambda x: x))
+  key1, key2, _ = jax.random.split(rng, 3)
+  z1, z2 = jnp.asarray(sample_latents(key1, num_samples)), jnp.asarray(sample_latents(key2, num_samples))
+  out = []
+  for i in range(0, num_samples, batch_size):
+    rows = slice(i, i + batch_size)
+    outputs = generate(jnp.concatenate([z1[rows], z2[rows]]))
+    n = z1[rows].shape[0]
+    out.append(np.asarray(distance(outputs[:n], outputs[n:]), np.float64))
+  return np.concatenate(out)
 
 
 def perceptual_path_length(generate: Callable, sample_latents: Callable, rng: jax.Array, num_samples: int,

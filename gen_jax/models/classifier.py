@@ -44,7 +44,14 @@ def images_to_classifier_input(images: jax.Array, spec: DataSpec) -> jax.Array:
   """
   check_image_spec(spec)
   check_examples(images, spec, "images")
-  return (jnp.asarray(images, jnp.float32) + 0.5) / spec.num_levels
+  return level_values_to_classifier_input(images, spec)
+
+
+def level_values_to_classifier_input(values: jax.Array, spec: DataSpec) -> jax.Array:
+  """Levels as real numbers (decoded means, a generator's output before rounding) -> (x + 1/2) / L, the
+  classifier's input scale; unchecked beyond the shape, so that it stays differentiable in `values`."""
+  check_image_spec(spec)
+  return (jnp.asarray(values, jnp.float32) + 0.5) / spec.num_levels
 
 
 class Classifier(nn.Module):

@@ -11,7 +11,7 @@ unbiased draw per example, independent across examples; `gen_jax.eval.likelihood
                       continuous time);
   "probability_flow"  the probability-flow ODE log-likelihood (options divergence "hutchinson" or
                       "exact", method, rtol, atol, num_steps), dequantized for images.
-Its latent space (`Task.latent`) is the DDIM latent z_1: `latent_steps` deterministic DDIM steps decode
+Its latent space (`Task.latent`) is the DDIM latent z_1: `latent_steps` (default 50) deterministic DDIM steps decode
 it, as many inverted steps encode data (DDIM inversion); `Task.denoise` is the denoiser at the noise
 level of the observation. A run draws its samples with config.diffusion's sample_steps and sample_eta and writes two figures for images:
 the denoised estimate x_hat along the sampling chain, and inpainting of the bottom half of test
@@ -73,7 +73,7 @@ def diffusion_model(event_shape, denoiser: str = "unet", schedule: str = "linear
 
 def diffusion_task(model: GaussianDiffusion, spec: DataSpec, optimizer: optax.GradientTransformation,
                    objective: str = "simple", sample_steps: int | None = None, sample_eta: float = 1.0,
-                   latent_steps: int = 50) -> Task:
+                   latent_steps: int | None = None) -> Task:
   if objective not in OBJECTIVES:
     raise ValueError(f"diffusion.objective must be one of {OBJECTIVES}, got {objective!r}")
   if (model.num_levels is None) != (spec.num_levels is None) or (
@@ -130,6 +130,8 @@ def diffusion_task(model: GaussianDiffusion, spec: DataSpec, optimizer: optax.Gr
     return figures_lib.denoising_and_inpainting(model, params["model"], rng, jnp.asarray(examples[:8]), spec.num_levels,
                                                 sample_steps, sample_eta)
 
+  if latent_steps is None:  # 50 DDIM steps, or the discrete chain's transitions where fewer
+    latent_steps = min(50, model.num_transitions) if model.num_transitions else 50
   to_data = (lambda c: centres_to_level_values(c, spec.num_levels)) if images else (lambda x: x)
 
   def prior(rng, num):  # z_1 ~ N(0, I), where sampling starts
