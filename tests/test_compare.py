@@ -54,6 +54,7 @@ def test_every_family_on_digits_in_one_report(tmp_path):
   assert [(p["eta"], p["nfe"]) for p in rows["diffusion"]["fid_against_nfe"]] == [(0.0, 3), (0.0, 10), (1.0, 3),
                                                                                   (1.0, 10)]
   assert os.path.getsize(tmp_path / "fid_against_nfe_diffusion.png") > 0 and not rows["flow"]["fid_against_nfe"]
+  assert os.path.getsize(tmp_path / "roc_curves.png") > 0
   report = (tmp_path / "report.md").read_text()
   for title in ("## Sampling", "## Likelihood", "## Memorization", "## Outlier detection", "## Latent space",
                 "## Latent structure", "## Denoising", "## FID against network evaluations: diffusion",

@@ -600,3 +600,19 @@ def test_training_the_simple_loss_improves_the_elbo_up_to_the_entropy():
   assert after.mean() > before.mean() + 10.0, (before.mean(), after.mean())
   assert after.mean() < entropy_bound + 4 * se, (after.mean(), entropy_bound, se)
   assert after.mean() > entropy_bound - 0.5, (after.mean(), entropy_bound)
+
+
+@pytest.mark.parametrize("strata", ["geometric", "uniform"])
+@pytest.mark.parametrize("num_transitions,k", [(999, 50), (100, 10), (9, 3), (4, 4), (7, 1)])
+def test_transition_strata_cover_every_transition_once(strata, num_transitions, k):
+  starts, sizes = likelihood.transition_strata(num_transitions, k, strata)
+  assert len(starts) == k and np.all(sizes >= 1) and starts[0] == 1
+  np.testing.assert_array_equal(starts[1:], starts[:-1] + sizes[:-1])  # contiguous
+  assert starts[-1] + sizes[-1] == num_transitions + 1
+  if strata == "geometric" and k < num_transitions:
+    assert sizes[0] == 1 and sizes[-1] == sizes.max()
+
+
+def test_unknown_strata_are_refused():
+  with pytest.raises(ValueError, match="strata must be one of"):
+    likelihood.transition_strata(10, 2, "log")

@@ -147,11 +147,15 @@ def test_module_elbo_matches_the_closed_form(num_timesteps):
   # Average 64 independent estimates per x (the one-sample `elbo` and the stratified full sum).
   keys = jax.random.split(jax.random.key(2), 64)
   one_sample = jax.vmap(lambda k: m.apply(variables, jnp.asarray(x), k, method=m.elbo)["elbo"])(keys)
-  stratified = jax.jit(jax.vmap(lambda k: likelihood.elbo_over_steps(m, variables, jnp.asarray(x), k,
-                                                                     num_step_samples=10)["elbo"]))(keys)
+  stratified = [jax.jit(jax.vmap(lambda k: likelihood.elbo_over_steps(m, variables, jnp.asarray(x), k, num_step_samples=10,
+                                                                      strata=strata)["elbo"]))(keys)
+                for strata in likelihood.STRATA]
   continuous_limit = num_timesteps == 0
   exact = closed_form_elbo(x, None if continuous_limit else num_timesteps)
-  for estimate in (np.asarray(one_sample), np.asarray(stratified)):
+  if num_timesteps == 100:  # the terms fall with the step: geometric strata have the smaller spread
+    geometric, uniform = (np.asarray(e).std(0).mean() for e in stratified)
+    assert geometric < 0.95 * uniform, (geometric, uniform)  # measured 4.87 against 5.45 nats
+  for estimate in (np.asarray(one_sample), *map(np.asarray, stratified)):
     mean = estimate.mean(0)
     se = estimate.std(0) / np.sqrt(estimate.shape[0])
     z_scores = (mean - exact) / np.maximum(se, 1e-4)

@@ -116,8 +116,8 @@ def diffusion_task(model: GaussianDiffusion, spec: DataSpec, optimizer: optax.Gr
   def sample(params, rng, num):
     return model.apply(params["model"], rng, num, sample_steps, sample_eta, method=model.sample)
 
-  def log_elbo(params, batch, rng, num_step_samples=None):
-    return likelihood.elbo_over_steps(model, params["model"], batch, rng, num_step_samples)["elbo"]
+  def log_elbo(params, batch, rng, num_step_samples=None, strata="geometric"):
+    return likelihood.elbo_over_steps(model, params["model"], batch, rng, num_step_samples, strata)["elbo"]
 
   def log_probability_flow(params, batch, rng, divergence="hutchinson", **solver_options):
     # The solver's `method` option would collide with `apply`'s own `method` keyword: bind it here.
