@@ -609,7 +609,7 @@ def test_transition_strata_cover_every_transition_once(strata, num_transitions, 
   assert len(starts) == k and np.all(sizes >= 1) and starts[0] == 1
   np.testing.assert_array_equal(starts[1:], starts[:-1] + sizes[:-1])  # contiguous
   assert starts[-1] + sizes[-1] == num_transitions + 1
-  if strata == "geometric" and k < num_transitions:
+  if strata == "geometric" and 1 < k < num_transitions:
     assert sizes[0] == 1 and sizes[-1] == sizes.max()
 
 
