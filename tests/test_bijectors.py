@@ -228,6 +228,92 @@ def test_spline_rejects_mismatched_params():
     rational_quadratic_spline(jnp.zeros(3), jnp.zeros(4), jnp.zeros(4), jnp.zeros(4), 1.0)
 
 
+def _spline_points(bound):
+  """Inside (-B, B), exactly at -B and B, and beyond them (the identity tails)."""
+  inside = np.linspace(-bound, bound, 21)[1:-1]
+  return np.concatenate([inside, [-bound, bound], [-1.5 * bound, 1.5 * bound, -10.0, 10.0]])
+
+
+@pytest.mark.parametrize("num_bins", [1, 2, 8])
+def test_spline_zero_params_is_identity_at_and_beyond_the_bounds(num_bins):
+  bound = 2.0
+  x = jnp.asarray(_spline_points(bound), jnp.float32)
+  zeros = [jnp.zeros(k) for k in (num_bins, num_bins, num_bins - 1)]
+  for inverse in (False, True):
+    y, log_det = spline(x, *zeros, bound, inverse=inverse)
+    np.testing.assert_allclose(y, x, atol=1e-6)
+    np.testing.assert_allclose(log_det, 0.0, atol=1e-6)
+    np.testing.assert_array_equal(y[-4:], x[-4:])             # tails: exactly the identity
+    np.testing.assert_array_equal(log_det[-4:], 0.0)
+
+
+@pytest.mark.parametrize("num_bins", [1, 2, 8])
+def test_spline_round_trips_at_random_params_including_the_bounds(num_bins):
+  bound = 2.0
+  with jax.enable_x64(True):
+    x = jnp.asarray(np.concatenate([_spline_points(bound),
+                                    np.random.default_rng(8).uniform(-3.0, 3.0, 50)]))
+    params = _spline_params(9, x.shape, num_bins)             # one spline per entry of x
+    y, log_det = spline(x, *params, bound)
+    x_back, log_det_inv = spline(y, *params, bound, inverse=True)
+    np.testing.assert_allclose(x_back, x, atol=1e-5)
+    np.testing.assert_allclose(log_det_inv, -log_det, atol=1e-5)
+    assert bool(jnp.all(jnp.isfinite(log_det)))
+    if num_bins == 1:
+      # One bin [-B, B] -> [-B, B] with unit end derivatives has s = 1: the identity for any params.
+      np.testing.assert_allclose(y, x, atol=1e-12)
+      np.testing.assert_allclose(log_det, 0.0, atol=1e-12)
+    else:
+      assert float(jnp.max(jnp.abs(y - x))) > 0.1            # the params do move the map
+  # float32 exactly at the bounds, over many random splines: the slope there is 1, so x comes back
+  # within a few ulp of B (2.4e-7 each; the unstable form of the inverse lost up to 1e-5 there).
+  x = jnp.asarray(np.repeat([-bound, bound], 500), jnp.float32)
+  params = [p.astype(jnp.float32) for p in _spline_params(10, x.shape, num_bins)]
+  y, _ = spline(x, *params, bound)
+  x_back, log_det_inv = spline(y, *params, bound, inverse=True)
+  np.testing.assert_allclose(x_back, x, atol=2e-6)
+  assert bool(jnp.all(jnp.isfinite(log_det_inv)))
+
+
+@pytest.mark.parametrize("num_bins", [1, 2, 8])
+def test_spline_log_det_matches_jacfwd_including_the_bounds(num_bins):
+  bound = 2.0
+  with jax.enable_x64(True):
+    x = jnp.asarray(_spline_points(bound))
+    params = _spline_params(11, x.shape, num_bins)
+    for inverse in (False, True):
+      _, log_det = spline(x, *params, bound, inverse=inverse)
+      jac = np.asarray(jax.jacfwd(lambda v: spline(v, *params, bound, inverse=inverse)[0])(x))
+      diag = np.diag(jac)
+      np.testing.assert_allclose(jac - np.diag(diag), 0.0, atol=1e-12)   # elementwise map
+      assert bool(jnp.all(jnp.isfinite(log_det)))
+      np.testing.assert_allclose(log_det, np.log(diag), rtol=1e-8, atol=1e-10)
+      if num_bins == 1:
+        np.testing.assert_allclose(diag, 1.0, atol=1e-12)      # the one-bin spline is the identity
+
+
+def test_spline_rejects_zero_bins_naming_the_range():
+  with pytest.raises(ValueError, match="K >= 1"):
+    rational_quadratic_spline(jnp.zeros(3), jnp.zeros(0), jnp.zeros(0), jnp.zeros(0), 1.0)
+  with pytest.raises(ValueError, match="num_bins must be an integer >= 1, got 0"):
+    SplineCoupling("dimension", 0, num_bins=0)
+
+
+@pytest.mark.parametrize("mask_type, event", [("dimension", VEC), ("channel", IMG)])
+def test_spline_coupling_with_one_bin_builds_and_is_the_identity(mask_type, event):
+  """With one bin the spline has no free knot, so the coupling is the identity for any weights."""
+  bijector = SplineCoupling(mask_type, 1, num_bins=1, bound=1.5, hidden=4, depth=0)
+  x = _normal(2.0)(np.random.default_rng(12), (3,) + event)
+  x = x.at[0].set(1.5).at[1].set(-1.5)                       # whole examples exactly at the bounds
+  variables = perturb(jax.jit(functools.partial(bijector.init, method=bijector.forward))(key(0), x),
+                      seed=13, scale=1.0)
+  y, log_det = jax.jit(functools.partial(bijector.apply, method=bijector.forward))(variables, x)
+  x_back = jax.jit(functools.partial(bijector.apply, method=bijector.inverse))(variables, y)
+  np.testing.assert_allclose(y, x, atol=1e-6)
+  np.testing.assert_allclose(log_det, 0.0, atol=1e-6)
+  np.testing.assert_allclose(x_back, x, atol=1e-6)
+
+
 # ---------------------------------------------------------------- ActNorm, 1x1 conv, squeeze, MADE
 
 

@@ -185,7 +185,36 @@ def test_glow_on_dataset_shapes(event_shape, num_scales):
   assert bool(jnp.all(jnp.isfinite(log_prob)))
 
 
+def test_nsf_with_one_bin_builds_inverts_and_is_affine():
+  """One bin leaves every spline the identity, so the vector NSF is its LU-linear layers,
+  z = A x + c: its Jacobian (float64 autodiff) is the same at every x, and log|det| is the log-det."""
+  model = NeuralSplineFlow(event_shape=(2,), num_layers=2, num_bins=1, bound=1.0, hidden=8)
+  x = jnp.asarray(np.array([[0.3, -0.8], [2.5, -1.7], [1.0, -1.0]]), jnp.float32)  # in, out, at B
+  variables = perturb(jax.jit(model.init)(key(0), x), seed=1, scale=0.5)
+  z = jax.jit(functools.partial(model.apply, method=model.encode))(variables, x)
+  x_back = jax.jit(functools.partial(model.apply, method=model.decode))(variables, z)
+  np.testing.assert_allclose(x_back, x, atol=1e-5)
+  with jax.enable_x64(True):
+    variables = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), variables)
+    x = jnp.asarray(x, jnp.float64)
+
+    @jax.jit
+    def jacobians_and_log_det(x):
+      encode = lambda v: model.apply(variables, v[None], method=model.encode)[0]
+      return jax.vmap(jax.jacfwd(encode))(x), model.apply(variables, x, method=model.forward)[1]
+
+    jacobians, log_det = jacobians_and_log_det(x)                       # [3, 2, 2], [3]
+  jacobians = np.asarray(jacobians)
+  np.testing.assert_allclose(jacobians, np.broadcast_to(jacobians[0], jacobians.shape), atol=1e-10)
+  np.testing.assert_allclose(log_det, np.linalg.slogdet(jacobians[0])[1], atol=1e-10)
+
+
 # ---------------------------------------------------------------- bad input
+
+
+def test_nsf_rejects_zero_bins_naming_the_range():
+  with pytest.raises(ValueError, match="num_bins must be an integer >= 1, got 0"):
+    NeuralSplineFlow(event_shape=(2,), num_bins=0)
 
 
 def test_too_many_levels_names_the_maximum():

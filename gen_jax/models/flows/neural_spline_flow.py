@@ -10,6 +10,8 @@ levels. The latent z has x's shape, arranged as in `multiscale.MultiScale`.
 """
 from __future__ import annotations
 
+import numbers
+
 import flax.linen as nn
 
 from gen_jax.models.flows.actnorm import ActNorm
@@ -29,7 +31,8 @@ class NeuralSplineFlow(FlowModel):
     event_shape: (D,) or (H, W, C).
     num_layers: couplings (vectors) or steps per level (images).
     num_scales: scales of the image flow; H and W must be divisible by 2**num_scales.
-    num_bins: K, spline bins.
+    num_bins: K >= 1, spline bins (K = 1 makes every spline the identity: only the linear
+      layers, and ActNorm for images, then learn).
     bound: B, the splines act on [-B, B] and are the identity outside.
     hidden: conditioner width (MLP units or conv channels).
     depth: conditioner hidden layers (vectors) or residual blocks (images).
@@ -46,8 +49,9 @@ class NeuralSplineFlow(FlowModel):
   def validate(self) -> None:
     if self.num_layers < 1:
       raise ValueError(f"num_layers must be >= 1, got {self.num_layers}")
-    if self.num_bins < 1:
-      raise ValueError(f"num_bins must be >= 1, got {self.num_bins}")
+    if (isinstance(self.num_bins, bool) or not isinstance(self.num_bins, numbers.Integral)
+        or self.num_bins < 1):
+      raise ValueError(f"num_bins must be an integer >= 1, got {self.num_bins!r}")
     if len(self.event_shape) == 1:
       if self.event_shape[0] < 2:
         raise ValueError(f"NeuralSplineFlow needs at least D=2 dimensions, got event_shape "

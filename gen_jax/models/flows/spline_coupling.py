@@ -8,9 +8,12 @@ and K - 1 interior derivatives per entry):
 
 with RQS the monotonic rational-quadratic spline on [-B, B] with identity tails
 (`rational_quadratic_spline`). The network's last layer is zero-initialised, so the layer starts
-as the identity.
+as the identity. K >= 1; with K = 1 the spline has no free knot (its one bin maps [-B, B] onto
+itself with unit end derivatives), so the layer is the identity whatever the network outputs.
 """
 from __future__ import annotations
+
+import numbers
 
 import flax.linen as nn
 import jax
@@ -38,9 +41,13 @@ class SplineCoupling(nn.Module):
   hidden: int = 64
   depth: int = 2
 
+  def __post_init__(self):
+    if (isinstance(self.num_bins, bool) or not isinstance(self.num_bins, numbers.Integral)
+        or self.num_bins < 1):
+      raise ValueError(f"num_bins must be an integer >= 1, got {self.num_bins!r}")
+    super().__post_init__()
+
   def setup(self):
-    if self.num_bins < 1:
-      raise ValueError(f"num_bins must be a positive integer, got {self.num_bins}")
     self.conditioner = CouplingConditioner(num_params=3 * self.num_bins - 1, hidden=self.hidden,
                                            depth=self.depth)
 
