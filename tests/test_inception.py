@@ -1,8 +1,12 @@
 """The FID Inception network against the TorchScript reference, its weight reader, and the resize modes."""
+import collections
+import hashlib
 import io
 import os
 import pickle
 import re
+import tracemalloc
+import urllib.request
 import zipfile
 
 import numpy as np
@@ -114,6 +118,112 @@ def test_truncated_or_foreign_files_are_clear_errors(tmp_path):
       dst.writestr(name, content[:40] if re.search(r"/data/\d+$", name) else content)
   with pytest.raises(ValueError, match="holds 40 bytes, expected 400"):
     read_torch_weights(short)
+
+
+class _Storage:
+  """Pickled as the persistent id of a float32 storage of `numel` elements."""
+
+  def __init__(self, numel):
+    self.numel = numel
+
+
+class _Tensor:
+  """Pickled as torch._utils._rebuild_tensor_v2(storage, offset, size, stride, ...), as torch.save does."""
+
+  def __init__(self, numel, offset, size, stride):
+    self.storage, self.layout = _Storage(numel), (offset, size, stride)
+
+  def __reduce__(self):
+    return torch._utils._rebuild_tensor_v2, (self.storage, *self.layout, False, collections.OrderedDict())
+
+
+class _TorchPickler(pickle.Pickler):
+  def persistent_id(self, obj):
+    return ("storage", torch.FloatStorage, "0", "cpu", obj.numel) if isinstance(obj, _Storage) else None
+
+
+def _crafted_pt(path, numel, offset, size, stride, record_bytes=None):
+  """A hand-made zip .pt: one tensor of the given layout on a storage claiming `numel` float32s."""
+  payload = io.BytesIO()
+  _TorchPickler(payload, protocol=2).dump({"w": _Tensor(numel, offset, size, stride)})
+  with zipfile.ZipFile(path, "w") as archive:
+    archive.writestr("archive/data.pkl", payload.getvalue())
+    archive.writestr("archive/data/0", bytes(4 * numel if record_bytes is None else record_bytes))
+  return path
+
+
+def test_a_stride_0_tensor_claiming_terabytes_is_refused_without_allocating(tmp_path):
+  bomb = _crafted_pt(tmp_path / "bomb.pt", 1, 0, (10**6, 10**6), (0, 0))
+  assert os.path.getsize(bomb) < 1000
+  tracemalloc.start()
+  try:
+    with pytest.raises(pickle.UnpicklingError, match=r"claims 4000000000000 bytes, more than max_bytes=4294967296"):
+      read_torch_weights(bomb)
+    peak = tracemalloc.get_traced_memory()[1]
+  finally:
+    tracemalloc.stop()
+  assert peak < 1 << 20, peak
+
+
+@pytest.mark.parametrize("numel, offset, size, stride, record_bytes, error", [
+    (5, 0, (4,), (2,), None, "reaches element 6 but its storage has 5"),
+    (5, 5, (1,), (1,), None, "reaches element 5 but its storage has 5"),
+    (5, 4, (2,), (-1,), None, "all non-negative integers"),
+    (1, 0, (1,), (1,), 8, "holds 8 bytes, expected 4"),  # the record must be exactly the claim
+])
+def test_layouts_outside_their_storage_are_refused(tmp_path, numel, offset, size, stride, record_bytes, error):
+  with pytest.raises((pickle.UnpicklingError, ValueError), match=re.escape(error)):
+    read_torch_weights(_crafted_pt(tmp_path / "bad.pt", numel, offset, size, stride, record_bytes))
+
+
+def test_expanded_tensors_load_as_torch_does_within_max_bytes(tmp_path):
+  expanded = torch.arange(3.0)[1:2].expand(10, 100)  # stride (0, 0) on a 3-element storage, offset 1
+  path = tmp_path / "expanded.pt"
+  torch.save({"e": expanded}, path)
+  np.testing.assert_array_equal(read_torch_weights(path)["e"], expanded.numpy())
+  with pytest.raises(pickle.UnpicklingError, match="claims 4000 bytes, more than max_bytes=1000"):
+    read_torch_weights(path, max_bytes=1000)
+
+
+# --- the default weights' download (no network: a fake urlopen) -------------------------------------
+
+def _serve(monkeypatch, response):
+  """Makes urllib.request.urlopen return `response`; returns the keyword arguments it was called with."""
+  calls = []
+  monkeypatch.setattr(urllib.request, "urlopen", lambda url, **kwargs: calls.append(kwargs) or response)
+  return calls
+
+
+def test_a_download_matching_its_pin_is_cached_with_its_timeout(tmp_path, monkeypatch):
+  url, served = inception_weights.NVIDIA_URL, b"inception weights"
+  monkeypatch.setitem(inception_weights.PINNED_SHA256, url, hashlib.sha256(served).hexdigest())
+  calls = _serve(monkeypatch, io.BytesIO(served))
+  path = inception_weights.download(url, tmp_path, timeout=7)
+  assert calls == [{"timeout": 7}] and open(path, "rb").read() == served
+  assert os.listdir(tmp_path) == [os.path.basename(path)]
+  assert inception_weights.download(url, tmp_path) == path and len(calls) == 1  # cached, checked, not fetched
+
+
+def test_a_download_with_the_wrong_hash_is_refused_and_leaves_nothing(tmp_path, monkeypatch):
+  url, served = inception_weights.NVIDIA_URL, b"an HTML error page"
+  calls = _serve(monkeypatch, io.BytesIO(served))
+  found, pinned = hashlib.sha256(served).hexdigest(), inception_weights.PINNED_SHA256[url]
+  with pytest.raises(ValueError, match=f"SHA-256 {found}, expected {pinned}"):
+    inception_weights.download(url, tmp_path)
+  assert calls == [{"timeout": inception_weights.DOWNLOAD_TIMEOUT_S}] and os.listdir(tmp_path) == []
+
+
+def test_a_download_cut_short_leaves_nothing(tmp_path, monkeypatch):
+  class CutShort(io.BytesIO):
+    def read(self, size=-1):
+      if self.tell():
+        raise TimeoutError("the read timed out")
+      return super().read(size)
+
+  _serve(monkeypatch, CutShort(b"x" * (3 << 20)))
+  with pytest.raises(inception_weights.WeightsNotFoundError, match="timed out"):
+    inception_weights.download(inception_weights.NVIDIA_URL, tmp_path)
+  assert os.listdir(tmp_path) == []
 
 
 def test_conversion_names_missing_and_wrong_layers():

