@@ -1,6 +1,7 @@
 """The front door: without network or weights, with a wrong folder or too few images, every command
 line fails fast in one line that says what to pass, and `--help` works for every one of them."""
 import glob
+import hashlib
 import io
 import os
 import re
@@ -104,6 +105,7 @@ def test_the_converted_default_is_used_without_its_file_or_network(offline, monk
   found again by name after the file is gone and the network is down."""
   with open(DEFAULT_PT, "rb") as f:
     served = f.read()
+  monkeypatch.setitem(inception_weights.PINNED_SHA256, inception_weights.NVIDIA_URL, hashlib.sha256(served).hexdigest())
   monkeypatch.setattr(urllib.request, "urlopen", lambda url, **kwargs: io.BytesIO(served))
   _, first = inception_weights.load_inception()
   downloaded = offline / os.path.basename(inception_weights.NVIDIA_URL)
@@ -185,6 +187,118 @@ def test_sample_size_limits_of_each_metric():
     check(("is",), None, 9)
   with pytest.raises(ValueError, match="KID needs at least 2"):
     check(("kid",), 1, 100)
+
+
+# --- bad files: named, one line, before the network where they can be ------------------------
+
+def _errors_without_warnings(capsys, excinfo):
+  """The error line (exit status 2, no traceback) among the stderr lines that are not warnings."""
+  err = capsys.readouterr().err
+  lines = [line for line in err.splitlines() if ": warning: " not in line]
+  assert excinfo.value.code == 2 and "Traceback" not in err and len(lines) == 1, err
+  return lines[0]
+
+
+@pytest.mark.parametrize("command", ["fid", "metrics"])
+def test_a_truncated_image_is_named_in_one_line(folders, capsys, monkeypatch, tmp_path, command):
+  monkeypatch.setattr(features_lib, "inception_network", _fake_network)
+  broken = tmp_path / "broken"
+  image_folder.write_image_folder(broken, np.full((3, 8, 8, 3), 7, np.uint8))
+  data = (broken / "000001.png").read_bytes()
+  (broken / "000001.png").write_bytes(data[:len(data) // 2])
+  main = {"fid": fid_cli.main, "metrics": metrics_cli.main}[command]
+  with pytest.raises(SystemExit) as excinfo:
+    main([folders[0], str(broken), "--metrics", "fid"] if command == "metrics" else [folders[0], str(broken)])
+  err = _errors_without_warnings(capsys, excinfo)
+  assert str(broken / "000001.png") in err and "truncated" in err, err
+
+
+def _bad_statistics(tmp_path, kind):
+  path = tmp_path / f"{kind}.npz"
+  if kind == "text":
+    path.write_text("mu and sigma\n")
+  elif kind == "npy":  # one array saved with np.save, renamed
+    with open(path, "wb") as f:
+      np.save(f, np.zeros(2048))
+  else:
+    mu, sigma = np.zeros(2048), np.eye(2048)
+    (mu if kind == "nan_mu" else sigma)[3] = np.nan
+    np.savez(path, mu=mu, sigma=sigma)
+  return str(path)
+
+
+@pytest.mark.parametrize("kind, expected", [("nan_mu", "'mu' has 1 of 2048 values non-finite"),
+                                            ("nan_sigma", "'sigma' has 2048 of 4194304 values non-finite"),
+                                            ("text", "is not an npz archive of arrays 'mu'"),
+                                            ("npy", "is not an npz archive of arrays 'mu'")])
+def test_a_bad_statistics_file_is_named_before_any_image_is_read(folders, capsys, monkeypatch, tmp_path,
+                                                                 kind, expected):
+  path = _bad_statistics(tmp_path, kind)
+  _no_images_read(monkeypatch)
+  for argv in ([path, folders[0]], [folders[0], path]):
+    with pytest.raises(SystemExit) as excinfo:
+      fid_cli.main(argv)
+    err = _one_line_error(capsys, excinfo)
+    assert path in err and expected in err and "allow_pickle" not in err, err
+
+
+@pytest.mark.parametrize("flag, value, expected", [
+    ("--nearest-k", "0", "--nearest-k must be a positive integer"),
+    ("--kid-subsets", "0", "--kid-subsets must be a positive integer"),
+    ("--kid-subset-size", "1", "--kid-subset-size must be at least 2"),
+    ("--is-splits", "-1", "--is-splits must be a positive integer"),
+    ("--seed", "-1", "--seed must lie in [0, 2**32)"),
+    ("--batch-size", "0", "--batch-size must be a positive integer")])
+def test_every_metrics_argument_is_checked_before_the_network_or_any_image(folders, capsys, monkeypatch,
+                                                                           flag, value, expected):
+  _no_images_read(monkeypatch)
+  with pytest.raises(SystemExit) as excinfo:
+    metrics_cli.main([*folders, "--metrics", "fid,kid,prdc", flag, value])
+  assert expected in _one_line_error(capsys, excinfo)
+
+
+# --- the default batch size fits the device count --------------------------------------------------
+
+def test_the_default_batch_size_is_the_smallest_multiple_of_the_device_count_from_50():
+  rule = fid_cli.batch_size_for_devices
+  assert [rule(None, n) for n in (1, 2, 3, 4, 8, 64)] == [50, 50, 51, 52, 56, 64]
+  assert rule(48, 8) == 48 and rule(50, 4, sharded=False) == 50
+  with pytest.raises(ValueError, match="--batch-size 50 is not a multiple of the 4 devices.*such as 52"):
+    rule(50, 4)
+
+
+_SHARDED_FID = """
+import sys
+import jax
+import numpy as np
+from gen_jax.cli import fid
+from gen_jax.eval import features
+from gen_jax.train import sharding
+
+def network(weights, resize):  # shards each batch over the devices, as the Inception network does
+  mesh = sharding.make_mesh()
+  apply = lambda images: {"features": jax.device_put(
+      images.reshape(len(images), -1)[:, :4].astype(np.float32), sharding.batch_sharding(mesh))}
+  return features.FeatureNetwork("sharded", apply, ("features",))
+
+features.inception_network = network
+assert jax.device_count() == 4
+print("default:", fid.main(sys.argv[1:]))
+try:
+  fid.main(sys.argv[1:] + ["--batch-size", "50"])
+except SystemExit as exit:
+  print("fifty:", exit.code)
+"""
+
+
+def test_fid_on_4_devices_runs_with_the_default_batch_size_and_refuses_50_in_one_line(folders):
+  result = run_python(["-c", _SHARDED_FID, *folders], timeout=120,
+                      env_extra={"XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"})
+  assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
+  lines = result.stdout.splitlines()
+  assert lines[0].startswith("FID: ") and lines[1:] == ["default: 0", "fifty: 2"], result.stdout
+  errors = [line for line in result.stderr.splitlines() if ": error: " in line]
+  assert len(errors) == 1 and "--batch-size 50 is not a multiple of the 4 devices" in errors[0], result.stderr
 
 
 # --- --help of every command line --------------------------------------------------------------

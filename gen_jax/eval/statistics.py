@@ -19,6 +19,7 @@ statistics of 2048-dimensional features take 32 MB and one [D, D] matrix product
 """
 from __future__ import annotations
 
+import zipfile
 from typing import NamedTuple, Optional
 
 import numpy as np
@@ -98,17 +99,50 @@ def save_statistics(path, stats: FeatureStatistics) -> None:
     np.savez(f, **arrays)
 
 
+_EXPECTED_FILE = "an npz archive of arrays 'mu' [D] and 'sigma' [D, D] (pytorch-fid's format)"
+
+
+def _read_array(archive, path, name):
+  """One finite real float64 array of an open npz archive; a ValueError naming the file otherwise."""
+  try:
+    array = archive[name]
+  except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:  # an object array, a corrupt member
+    raise ValueError(f"{path}: cannot read array '{name}' ({type(error).__name__}): expected "
+                     f"{_EXPECTED_FILE} of numbers, saved without pickling") from error
+  if not isinstance(array, np.ndarray) or not (np.issubdtype(array.dtype, np.integer)
+                                               or np.issubdtype(array.dtype, np.floating)):
+    raise ValueError(f"{path}: '{name}' is {getattr(array, 'dtype', type(array).__name__)}, expected real numbers")
+  array = array.astype(np.float64)
+  non_finite = int(array.size - np.isfinite(array).sum())
+  if non_finite:
+    raise ValueError(f"{path}: '{name}' has {non_finite} of {array.size} values non-finite (NaN or inf): "
+                     f"expected finite statistics (were they computed from features that held NaN?)")
+  return array
+
+
 def load_statistics(path) -> FeatureStatistics:
-  """Reads a `.npz` of `save_statistics` or pytorch-fid (`np.savez(path, mu=mu, sigma=sigma)`)."""
-  with np.load(path, allow_pickle=False) as f:
+  """Reads a `.npz` of `save_statistics` or pytorch-fid (`np.savez(path, mu=mu, sigma=sigma)`).
+
+  Anything else is a ValueError that names the file: not an npz archive (a text, `.npy` or pickle
+  file, a broken zip), a missing or unreadable array, wrong shapes, NaN or inf in `mu` or `sigma`.
+  Pickled arrays are never loaded.
+  """
+  if not zipfile.is_zipfile(path):  # np.load would read it as .npy or, refused, as a pickle
+    raise ValueError(f"{path} is not {_EXPECTED_FILE}: it is not a zip archive")
+  try:
+    archive = np.load(path, allow_pickle=False)
+  except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
+    raise ValueError(f"{path} is not {_EXPECTED_FILE}: {type(error).__name__}: {error}") from error
+  with archive as f:
     missing = {"mu", "sigma"} - set(f.files)
     if missing:
       raise ValueError(f"{path} must hold arrays 'mu' [D] and 'sigma' [D, D] (pytorch-fid's format); "
                        f"it lacks {sorted(missing)} and holds {sorted(f.files)}")
-    mu = np.asarray(f["mu"], np.float64)
-    sigma = np.asarray(f["sigma"], np.float64)
-    num = int(f["num"]) if "num" in f.files else None
+    mu, sigma = _read_array(f, path, "mu"), _read_array(f, path, "sigma")
+    num = _read_array(f, path, "num") if "num" in f.files else None
   if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
     raise ValueError(f"{path} must hold mu [D] and sigma [D, D] of the same D, got mu {mu.shape} "
                      f"and sigma {sigma.shape}")
-  return FeatureStatistics(mu=mu, sigma=sigma, num=num)
+  if num is not None and (num.shape != () or num != int(num) or num < 2):
+    raise ValueError(f"{path}: 'num' must be the number of feature vectors (an integer >= 2), got {num}")
+  return FeatureStatistics(mu=mu, sigma=sigma, num=None if num is None else int(num))
