@@ -4,7 +4,7 @@
   python -m experiments.main --config=experiments/configs/glow_digits.py:cpu --workdir=runs/glow \
       --config.train.num_steps=100
 
-Running again with the same workdir resumes from its last checkpoint.
+Running again with the same workdir resumes from its newest intact checkpoint.
 """
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ from gen_jax.drivers.loop import train_and_evaluate
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file (optionally PATH:VARIANT).",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for metrics, samples and checkpoints.")
+_STRICT_RESUME = flags.DEFINE_bool("strict_resume", False, "Stop when the newest checkpoint is damaged, instead "
+                                   "of naming it, moving it to checkpoints_damaged/ and resuming from the newest intact one.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -27,7 +29,7 @@ def main(argv):
   if not flags.FLAGS["verbosity"].present:  # keep Orbax's per-save INFO lines out of the progress bar
     logging.set_verbosity(logging.WARNING)
   logging.info("JAX devices: %s (process %d of %d)", jax.devices(), jax.process_index(), jax.process_count())
-  train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  train_and_evaluate(_CONFIG.value, _WORKDIR.value, strict_resume=_STRICT_RESUME.value)
 
 
 if __name__ == "__main__":

@@ -68,6 +68,7 @@ class Dataset:
 
   def __post_init__(self):
     check_examples(self.data, self.spec, name=f"{self.spec.name} data")
+    checks.check_nonempty_batch(self.data, f"{self.spec.name} data")
     if self.labels is not None and self.labels.shape != (self.data.shape[0],):
       raise ValueError(f"{self.spec.name} labels must have shape ({self.data.shape[0]},), "
                        f"got {self.labels.shape}")

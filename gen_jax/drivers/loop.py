@@ -30,8 +30,10 @@ from gen_jax import data as data_lib
 from gen_jax import models
 from gen_jax import visualize
 from gen_jax.drivers import scoring
+from gen_jax.drivers import workdir_lock
 from gen_jax.eval import training_metrics
 from gen_jax.train import checkpoint
+from gen_jax.train import config_ranges
 from gen_jax.train import sharding
 from gen_jax.train import step as step_lib
 from gen_jax.train.metrics_log import MetricsLog
@@ -40,6 +42,9 @@ from gen_jax.train.task import Task, task_batch
 
 
 def validate_config(config: ml_collections.ConfigDict, mesh) -> None:
+  """Every engine field in its range (`config_ranges`), the schedule in multiples of steps_per_call,
+  batch sizes divisible over the mesh: before any data is loaded or anything compiled."""
+  config_ranges.check_ranges(config)
   t = config.train
   k = t.steps_per_call
   if k <= 0:
@@ -99,6 +104,25 @@ def check_workdir_holds_this_run(workdir: str, config, spec) -> None:
                      + "; ".join(differ) + ". Use a new workdir, or remove this one to start over")
 
 
+def check_checkpoint_holds_this_state(workdir: str, manager, shapes, config) -> None:
+  """Before resuming: the saved arrays must be the ones this config's train state holds (a changed
+  family option or optimizer can change them where `check_workdir_holds_this_run` sees no model field
+  differ). Orbax would fail with advice to restore with strict=False, which pads or truncates params.
+
+  Raises:
+    ValueError: naming the arrays that differ and every config field that differs from config.json.
+  """
+  differ = checkpoint.state_differences(manager, shapes)
+  if not differ:
+    return
+  with open(os.path.join(workdir, "config.json")) as f:
+    fields = _differences(json.load(f), json.loads(config.to_json_best_effort()), "")
+  shown = "; ".join(differ[:5]) + (f"; and {len(differ) - 5} more" if len(differ) > 5 else "")
+  raise ValueError(f"{workdir} holds checkpoints of another train state ({len(differ)} arrays differ: {shown}); "
+                   f"the config differs from its config.json in: {'; '.join(fields) or 'nothing (the code changed)'}. "
+                   "Use a new workdir, or remove this one to start over")
+
+
 def load_data(config: ml_collections.ConfigDict, train_data=None, test_data=None):
   """(train, test) Datasets: config.data.name through `load_dataset`, or a researcher's own data (a
   `Dataset` or arrays for `gen_jax.data.dataset_from_arrays`), both splits or neither."""
@@ -146,8 +170,12 @@ def write_samples(path: str, samples: np.ndarray, spec, reference: np.ndarray | 
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, devices=None, *, train_data=None,
-                       test_data=None):
-  """Trains `config` in `workdir`, resuming from its last checkpoint; returns the final train state.
+                       test_data=None, strict_resume: bool = False):
+  """Trains `config` in `workdir`, resuming from its newest intact checkpoint; returns the final train state.
+
+  A damaged newest checkpoint (flipped bytes, truncated files, an empty step directory) is named in one
+  line, moved to `checkpoints_damaged/` and the run resumes from the newest intact step; with
+  `strict_resume` the run stops instead. One process trains in a workdir at a time (`workdir_lock`).
 
   The data: config.data.name (`gen_jax.data.load_dataset`: 'digits', a TFDS name, 'npz:PATH', ...), or
   your own `train_data` and `test_data`: `Dataset`s or arrays (uint8 images [N, H, W, C], 256 levels;
@@ -157,14 +185,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, devices=
   """
   mesh = sharding.make_mesh(devices)
   validate_config(config, mesh)
-  t = config.train
-  is_chief = jax.process_index() == 0
-  train_ds, test_ds = load_data(config, train_data, test_data)
-  spec = train_ds.spec
+  train_ds, test_ds = load_data(config, train_data, test_data)  # checked before anything is written
   if train_data is not None:
     config = config.copy_and_resolve_references()
-    config.data.name = spec.name
+    config.data.name = train_ds.spec.name
   os.makedirs(workdir, exist_ok=True)
+  with workdir_lock.hold(workdir, enabled=jax.process_index() == 0):
+    return _train(config, workdir, mesh, train_ds, test_ds, strict_resume)
+
+
+def _train(config, workdir, mesh, train_ds, test_ds, strict_resume):
+  t = config.train
+  is_chief = jax.process_index() == 0
+  spec = train_ds.spec
   task = models.build_task(config, spec)
   init_state, state_sharding = step_lib.make_init_state(task, t.ema_decay, mesh)
 
@@ -180,8 +213,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, devices=
     checkpoint.check_format(workdir, CHECKPOINT_FORMAT)
     check_workdir_holds_this_run(workdir, config, spec)
     shapes = jax.eval_shape(init_state, init_key, init_batch)
-    state = checkpoint.restore(manager, checkpoint.abstract_like(shapes, state_sharding))
+    check_checkpoint_holds_this_state(workdir, manager, shapes, config)
+    state, _, damaged = checkpoint.restore_newest_intact(manager, checkpoint.abstract_like(shapes, state_sharding),
+                                                         strict=strict_resume)
     resumed = f"resuming from the checkpoint at step {int(state.step)} in {workdir}"
+    if damaged and is_chief:
+      for report, moved in zip(damaged.values(), checkpoint.set_aside(manager, damaged)):
+        print(f"{report}: moved to {moved}", flush=True)
   else:
     state = init_state(init_key, sharding.put_global_batch(init_batch, sharding.batch_sharding(mesh)))
     resumed = f"starting in {workdir}"

@@ -107,6 +107,7 @@ class Run:
     if self.task.denoise is None:
       raise ValueError(f"a {self.config.model.name!r} run cannot denoise (its task has no denoise)")
     checks.check_event_shape(y, self.spec.event_shape, "y")
+    checks.check_nonempty_batch(y, "y")
     return self._compiled(("denoise", float(noise_std)), functools.partial(self.task.denoise, noise_std=float(noise_std)))(
         self.all_params, jnp.asarray(y, jnp.float32))
 
@@ -123,6 +124,7 @@ class Run:
   def _as_stored(self, x) -> jax.Array:
     spec = self.spec
     checks.check_event_shape(x, spec.event_shape, "x")
+    checks.check_nonempty_batch(x, "x")
     if spec.num_levels is None:
       return jnp.asarray(x, jnp.float32)
     levels.check_levels(x, spec.num_levels, "x")

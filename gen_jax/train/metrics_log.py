@@ -3,6 +3,7 @@ scalars as TensorBoard event files (tensorboardX), so a live `tensorboard --logd
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 
@@ -55,8 +56,7 @@ class MetricsLog:
       return
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     if os.path.exists(path):
-      with open(path) as f:
-        kept = [line for line in f if line.strip() and json.loads(line)["step"] <= resume_step]
+      kept = [line for line in _intact_lines(path) if json.loads(line)["step"] <= resume_step]
       tmp = path + ".tmp"
       with open(tmp, "w") as f:
         f.writelines(kept)
@@ -75,9 +75,8 @@ class MetricsLog:
       return
     if self._closed:
       raise ValueError(f"MetricsLog({self.path!r}).write(step={step}) after close()")
-    line = json.dumps({"step": int(step), **{k: _plain(v) for k, v in metrics.items()}})
-    with open(self.path, "a") as f:
-      f.write(line + "\n")
+    line = json.dumps({"step": int(step), **{k: _plain(v) for k, v in metrics.items()}}) + "\n"
+    _append(self.path, line.encode())
     if self._tensorboard is not None:
       for name, value in metrics.items():
         scalar = _tensorboard_scalar(value)
@@ -98,6 +97,50 @@ class MetricsLog:
     self.close()
 
 
-def read_metrics(path: str) -> list[dict]:
+def _append(path: str, data: bytes) -> None:
+  """Appends `data` (one whole line) with one write() on an O_APPEND descriptor: a concurrent reader
+  sees the line whole or not at all; only a kill or a full disk inside the write can leave a part of it,
+  without its newline, which `read_metrics` ignores and the next opening drops."""
+  fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+  try:
+    view = memoryview(data)
+    while view:  # a short write happens only when the disk fills; the rest then raises ENOSPC
+      view = view[os.write(fd, view):]
+  finally:
+    os.close(fd)
+
+
+def _intact_lines(path: str) -> list[str]:
+  """The file's complete lines that hold JSON; a torn line (a kill or a full disk during an append, or
+  text glued to one) is reported as a warning and left out."""
   with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+    lines = f.readlines()
+  kept = []
+  for number, line in enumerate(lines, 1):
+    if not line.strip():
+      continue
+    try:
+      json.loads(line)
+    except json.JSONDecodeError:
+      logging.warning("%s: line %d is torn (%d bytes: %r...): dropped", path, number, len(line), line[:40])
+      continue
+    kept.append(line if line.endswith("\n") else line + "\n")
+  return kept
+
+
+def read_metrics(path: str) -> list[dict]:
+  """Every metric line of a metrics.jsonl, also while a run appends to it: a last line without its
+  newline (being written, or torn by a kill) is left out; a torn line inside the file is an error
+  naming its line."""
+  with open(path) as f:
+    lines = f.readlines()
+  if lines and not lines[-1].endswith("\n"):
+    lines = lines[:-1]
+  records = []
+  for number, line in enumerate(lines, 1):
+    if line.strip():
+      try:
+        records.append(json.loads(line))
+      except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: line {number} is not a JSON object ({error.msg}): {line[:80]!r}") from None
+  return records
