@@ -1,6 +1,6 @@
 """The house's layers, read from the imports (ast), so a forbidden import fails here when it comes back.
 
-  drivers   gen_jax/drivers/, gen_jax/cli/ (and experiments/)      may import everything below
+  drivers   gen_jax/drivers/, gen_jax/cli/, gen_jax/compress/ (and experiments/): may import everything below
   eval      gen_jax/eval/: arrays and feature functions            no family, registry, run, loop or CLI
   families  gen_jax/models/<family>/, side by side                 never another family, the registry,
                                                                    eval, a driver or a CLI
@@ -19,7 +19,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "gen_jax"
 FAMILIES = ("autoregressive", "diffusion", "ebm", "flows", "gan", "vae")
 SHARED = ("gen_jax.nn", "gen_jax.distributions", "gen_jax.data", "gen_jax.checks", "gen_jax.visualize",
           "gen_jax.latent_space")
-DRIVERS = ("gen_jax.drivers", "gen_jax.cli", "gen_jax.run")
+DRIVERS = ("gen_jax.drivers", "gen_jax.cli", "gen_jax.run", "gen_jax.compress")
 # The one engine module the evaluation module may use: placing a batch on the devices' mesh.
 EVAL_MAY_USE_FROM_ENGINE = ("gen_jax.train.sharding",)
 

@@ -36,6 +36,10 @@ class Categorical(Likelihood):
     log_p = jax.nn.log_softmax(self._params(out, x), axis=-2)          # [..., L, C]
     return jnp.take_along_axis(log_p, x.astype(jnp.int32)[..., None, :], axis=-2)[..., 0, :]
 
+  def level_log_probs(self, out: jax.Array, num_levels: int | None = None) -> jax.Array:
+    """log P(x = l) for every level: [..., C, L], the log-softmax of the logits."""
+    return jnp.swapaxes(jax.nn.log_softmax(self._params(out), axis=-2), -1, -2)
+
   def sample(self, rng: jax.Array, out: jax.Array) -> jax.Array:
     return jax.random.categorical(rng, self._params(out), axis=-2).astype(jnp.uint8)
 

@@ -8,6 +8,7 @@ step) with one API:
   log_prob_per_dim(out, x)   the same, not summed: x's shape
   sample(rng, out)      x ~ p(x | z), in the data's own dtype convention (below)
   mean(out)             E[x | z] as float32 in data scale (levels for images), for grids
+  level_log_probs(out, L)    log p(x = l | z) for every level l: the table an entropy coder needs
 
 `out` is the decoder output for a batch: [B, *event_shape[:-1], C * P] for images [B, H, W, C] and
 [B, D * P] for vectors [B, D]. Its last axis is parameter-major: parameter p of channel c is
@@ -68,6 +69,14 @@ class Likelihood:
     """log p(x | z) in nats per example, [B]."""
     log_p = self.log_prob_per_dim(out, x)
     return jnp.sum(log_p.reshape(log_p.shape[0], -1), axis=-1)
+
+  def level_log_probs(self, out: jax.Array, num_levels: int) -> jax.Array:
+    """log p(x_i = l | z) for every level l of every dimension: [..., C, L] for out [..., C * P] (the
+    whole table an entropy coder needs; `log_prob_per_dim` at x = l, level by level)."""
+    num_channels = out.shape[-1] // self.params_per_dim
+    levels = jnp.arange(num_levels, dtype=jnp.uint8 if num_levels <= 256 else jnp.int32)
+    at = lambda level: self.log_prob_per_dim(out, jnp.full(out.shape[:-1] + (num_channels,), level, levels.dtype))
+    return jnp.moveaxis(jax.lax.map(at, levels), 0, -1)
 
 
 @dataclasses.dataclass(frozen=True)

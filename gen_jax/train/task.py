@@ -51,6 +51,18 @@ class LatentSpace(NamedTuple):
   encode: Callable[[Any, jax.Array], jax.Array] | None = None
 
 
+class BitsBack(NamedTuple):
+  """What bits-back coding (`gen_jax.compress`) needs of a latent-variable model with the prior N(0, I).
+
+  posterior(variables, x) -> (mean, std), each [B, latent_dim]: the diagonal Gaussian q(z | x) of
+    data x as stored.
+  observation_log_probs(variables, z) -> [B, *event_shape, L]: log p(x_i = l | z) for every level l
+    of every dimension.
+  """
+  posterior: Callable[[Any, jax.Array], tuple[jax.Array, jax.Array]]
+  observation_log_probs: Callable[[Any, jax.Array], jax.Array]
+
+
 class Task(NamedTuple):
   model: nn.Module
   # init(rng, batch) -> (params, state); `batch` is a real training batch (data-dependent init, e.g. ActNorm).
@@ -88,6 +100,12 @@ class Task(NamedTuple):
   # y = x + noise_std * N(0, I) in data scale (levels as real numbers): a diffusion model's denoiser
   # at the matching noise level, a VAE's decoded posterior mean; None for a family that cannot.
   denoise: Callable[[Any, jax.Array, float], jax.Array] | None = None
+  # pixel_conditionals(variables, x, i) -> [B, C, L]: log P(x_i = l | x_<i) for every level l of pixel i
+  # (raster order; i may be traced) of an autoregressive model of discrete images, read from the levels
+  # x [B, H, W, C] (its pixels >= i have no effect); what autoregressive entropy coding needs. None else.
+  pixel_conditionals: Callable[[Any, jax.Array, jax.Array], jax.Array] | None = None
+  # The parts bits-back coding needs (`BitsBack`) of a latent-variable model of discrete data; None else.
+  bits_back: BitsBack | None = None
 
 
 def gradient_update(loss: Callable[..., tuple], optimizer: optax.GradientTransformation) -> UpdateRule:

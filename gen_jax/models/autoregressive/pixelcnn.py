@@ -120,22 +120,33 @@ class PixelCNN(nn.Module):
   def sample(self, rng: jax.Array, num: int) -> jax.Array:
     """`num` images uint8 [num, H, W, C], drawn pixel by pixel in raster order in one fori_loop."""
     checks.check_positive_int(num, "num")
-    height, width, num_channels = self.event_shape
+    height, width, _ = self.event_shape
     x0 = jnp.zeros((num,) + self.event_shape, jnp.uint8)
     if self.is_initializing():
       self(levels_to_centres(x0, self.num_levels))                   # creates the parameters
     # The network as a pure function of its variables, callable inside lax.fori_loop (a bound linen
     # module cannot be called inside a raw JAX control-flow trace).
     variables, network = self.variables, self.clone(parent=None)
-    window = min(height, 1 + receptive_rows(self.num_layers, self.kernel_size, self.first_kernel_size))
 
     def draw_pixel(i, x):
-      row, col = i // width, i % width
-      start = sampling_window(row, height, window)
-      rows = jax.lax.dynamic_slice(x, (0, start, 0, 0), (num, window, width, num_channels))
-      out = network.apply(variables, levels_to_centres(rows, self.num_levels), method=PixelCNN.network)
-      out = jax.lax.dynamic_slice(out, (0, row - start, col, 0), (num, 1, 1, out.shape[-1]))
+      out = network.apply(variables, x, i, method=PixelCNN.pixel_output)  # [num, 1, 1, C * P]
       value = self.likelihood.sample(jax.random.fold_in(rng, i), out)          # [num, 1, 1, C]
-      return jax.lax.dynamic_update_slice(x, value.astype(jnp.uint8), (0, row, col, 0))
+      return jax.lax.dynamic_update_slice(x, value.astype(jnp.uint8), (0, i // width, i % width, 0))
 
     return jax.lax.fori_loop(0, height * width, draw_pixel, x0)
+
+  def pixel_output(self, x: jax.Array, i: jax.Array) -> jax.Array:
+    """The conditional's parameters [B, 1, 1, C * P] of pixel i (raster order, may be traced) from the
+    integer levels x [B, H, W, C], reading only the window of rows it depends on (pixels >= i are
+    read but have no effect: the network is causal)."""
+    height, width, num_channels = self.event_shape
+    window = min(height, 1 + receptive_rows(self.num_layers, self.kernel_size, self.first_kernel_size))
+    row, col = i // width, i % width
+    start = sampling_window(row, height, window)
+    rows = jax.lax.dynamic_slice(x, (0, start, 0, 0), (x.shape[0], window, width, num_channels))
+    out = self.network(levels_to_centres(rows, self.num_levels))
+    return jax.lax.dynamic_slice(out, (0, row - start, col, 0), (x.shape[0], 1, 1, out.shape[-1]))
+
+  def pixel_log_probs(self, x: jax.Array, i: jax.Array) -> jax.Array:
+    """log P(x_i = l | x_<i) for every level l of pixel i's channels: [B, C, L] (for entropy coding)."""
+    return self.likelihood.level_log_probs(self.pixel_output(x, i), self.num_levels)[:, 0, 0]

@@ -49,8 +49,12 @@ def autoregressive_task(model: nn.Module, spec: DataSpec, optimizer: optax.Gradi
   def sample(params, rng, num):
     return model.apply(params["model"], rng, num, method=model.sample)
 
+  def pixel_conditionals(params, x, i):
+    return model.apply(params["model"], x, i, method=model.pixel_log_probs)
+
   return Task(model=model, init=init, optimizer=optimizer, update=gradient_update(loss, optimizer), loss=loss,
-              evaluate=evaluate, sample=sample, log_likelihoods={"exact": log_likelihood})
+              evaluate=evaluate, sample=sample, log_likelihoods={"exact": log_likelihood},
+              pixel_conditionals=pixel_conditionals if hasattr(model, "pixel_log_probs") else None)
 
 
 def build_autoregressive_task(config: ml_collections.ConfigDict, model: nn.Module, spec: DataSpec) -> Task:

@@ -31,7 +31,7 @@ from gen_jax.models.vae import figures as figures_lib
 from gen_jax.models.vae.vae import largest_divisor_at_most
 from gen_jax.train.config_section import refuse_moved, section_options
 from gen_jax.train.optimizer import make_optimizer
-from gen_jax.train.task import LatentSpace, Task, gradient_update
+from gen_jax.train.task import BitsBack, LatentSpace, Task, gradient_update
 
 ACTIVE_UNIT_THRESHOLD = 1e-2
 
@@ -127,9 +127,18 @@ def vae_task(model, spec: DataSpec, optimizer: optax.GradientTransformation, bet
   # A hierarchical VAE's latent is a list of layers under a learned prior: no flat code (not yet).
   latent = (LatentSpace(prior=lambda rng, num: jax.random.normal(rng, (num, model.latent_dim), jnp.float32),
                         decode=decode, encode=encode) if hasattr(model, "latent_dim") else None)
+  def posterior(params, x):  # q(z | x) as (mean, std)
+    mean, log_std = model.apply(params["model"], x, method=model.encode)
+    return mean, jnp.exp(log_std)
+
+  def observation_log_probs(params, z):
+    return model.observation.level_log_probs(model.apply(params["model"], z, method=model.decode), spec.num_levels)
+
+  # Bits-back coding codes the data as stored: not binarized data (its likelihood is of other data).
+  bits_back = BitsBack(posterior, observation_log_probs) if latent is not None and discrete and not binarized else None
   return Task(model=model, init=init, optimizer=optimizer, update=gradient_update(loss, optimizer), loss=loss,
               evaluate=evaluate, sample=sample, figures=figures, log_likelihoods={"elbo": log_elbo, "iwae": log_iwae},
-              latent=latent, denoise=denoise if latent is not None else None)
+              latent=latent, denoise=denoise if latent is not None else None, bits_back=bits_back)
 
 
 def build_vae_task(config: ml_collections.ConfigDict, model, spec: DataSpec) -> Task:
