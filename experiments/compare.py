@@ -53,12 +53,16 @@ MEASURES (in `gen_jax.eval` unless named; features are the domain classifier's p
   denoising     RMSE (levels) of `Run.denoise` on test images plus Gaussian noise of standard
                 deviation (L - 1) / 8 (a diffusion model's denoiser at that noise level, a VAE's decoded
                 posterior mean), beside the noisy input's RMSE.
+  compression   where a coder exists (`gen_jax.compress`: a PixelCNN's conditionals, a VAE's bits-back):
+                the test split encoded and decoded, the achieved bits/dim of the file and net of its
+                header and initial bits, next to the run's test bits/dim, and whether it round-trips.
   FID vs NFE    for a diffusion model: FID (one seed) of DDIM (eta 0) and ancestral (eta 1) sampling at
                 10, 25, 50, 100, 250 steps, a table and fid_against_nfe_<family>.png.
 Figures: roc_curves.png (every family's ROC curve on each shifted set).
 Not yet in the report (see the issues): a hierarchical VAE's latent (a list of layers under a learned
 prior), denoising by flows, GANs and EBMs; the modes captured on the 2-D mixtures (digits and MNIST
-have no modes to count: `gen_jax.models.gan.mode_coverage` measures them on toy2d); compression.
+have no modes to count: `gen_jax.models.gan.mode_coverage` measures them on toy2d); compression by
+flows (local bits-back coding), diffusion and GANs.
 """
 from __future__ import annotations
 
@@ -76,7 +80,7 @@ import numpy as np
 import tqdm
 
 import gen_jax
-from gen_jax import latent_space, visualize
+from gen_jax import compress, latent_space, visualize
 from gen_jax.data import bits_per_dim, find_mnist_dir, load_dataset
 from gen_jax.data.mnist_split import read_mnist
 from gen_jax.drivers import loop, scoring
@@ -256,6 +260,16 @@ def denoising_error(run, test) -> dict:
           "noisy_rmse": float(np.sqrt(np.mean((noisy - test) ** 2)))}
 
 
+def compression(run, test) -> dict:
+  """The achieved code length of the test split where the run's family has a coder (else {})."""
+  if run.spec.kind != "image" or not compress.available_coders(run):
+    return {}
+  result = compress.measure(run, test)
+  return {"coder": result["coder"], "coded_bits_per_dim": result["bits_per_dim"],
+          "coded_net_bits_per_dim": result["net_bits_per_dim"], "coded_exact": "yes" if result["exact"] else "NO",
+          "coding_images_per_s": 2 / (1 / result["encode_images_per_s"] + 1 / result["decode_images_per_s"])}
+
+
 def fid_against_nfe(run, classifier, test, num_samples: int, steps_list=FID_NFE_STEPS) -> list[dict]:
   """A diffusion model's FID (one seed) for DDIM (eta 0) and ancestral (eta 1) sampling at each of
   `steps_list` steps (NFE = steps + 1, the final denoising); [] for another family."""
@@ -406,6 +420,11 @@ COLUMNS = {  # property -> [(column header with its unit, key in a row, format)]
     "Likelihood": [("estimator", "estimator", "{}"), ("test NLL (nats)", "test_nll", "{:.2f}"),
                    ("s.e.", "test_nll_stderr", "{:.2f}"), ("bits/dim", "bits_per_dim", "{:.3f}"),
                    ("s per 1k examples", "seconds_per_1k", "{:.3g}")],
+    "Compression (the test split through gen_jax.compress)": [
+        ("coder", "coder", "{}"), ("coded bits/dim", "coded_bits_per_dim", "{:.3f}"),
+        ("net of header and initial bits", "coded_net_bits_per_dim", "{:.3f}"),
+        ("test bits/dim (above)", "bits_per_dim", "{:.3f}"), ("bit-exact", "coded_exact", "{}"),
+        ("images / s (encode and decode, harmonic mean)", "coding_images_per_s", "{:.3g}")],
 }
 
 
@@ -485,7 +504,7 @@ def compare(data: str, workdir: str, *, runs: dict | None = None, classifier_dir
       latent_row, figures = latent_measures(run, classifier, train, train_set.labels, test, test_set.labels)
       points = fid_against_nfe(run, classifier, test, num_samples, fid_nfe_steps)
       rows[family] = {"model": run.config.model.name, "workdir": path, **training_cost(run), **row, **latent_row,
-                      **denoising_error(run, test), "fid_against_nfe": points,
+                      **denoising_error(run, test), **compression(run, test), "fid_against_nfe": points,
                       "outlier_score": ("-log P(x)" if run.estimators else
                                         "energy" if run.config.model.name == "ebm" else "-discriminator logit"),
                       "measure_seconds": time.perf_counter() - start}

@@ -50,6 +50,12 @@ def test_every_family_on_digits_in_one_report(tmp_path):
   assert "path_length" not in rows["autoregressive"] and "path_length" not in rows["energy"]
   assert rows["diffusion"]["denoise_rmse"] > 0 and rows["vae"]["noisy_rmse"] == pytest.approx(2.0, rel=0.1)
   assert "denoise_rmse" not in rows["flow"]
+  # Compression: the families with a coder round-trip the test split near their bits/dim.
+  assert rows["autoregressive"]["coder"] == "autoregressive" and rows["vae"]["coder"] == "bits_back"
+  for family in ("autoregressive", "vae"):
+    assert rows[family]["coded_exact"] == "yes", family
+    assert abs(rows[family]["coded_net_bits_per_dim"] - rows[family]["bits_per_dim"]) < 0.1, family
+  assert "coder" not in rows["flow"] and "coder" not in rows["gan"]
   # FID against NFE: the steps the 9-transition chain has, for both samplers.
   assert [(p["eta"], p["nfe"]) for p in rows["diffusion"]["fid_against_nfe"]] == [(0.0, 3), (0.0, 10), (1.0, 3),
                                                                                   (1.0, 10)]
@@ -57,7 +63,7 @@ def test_every_family_on_digits_in_one_report(tmp_path):
   assert os.path.getsize(tmp_path / "roc_curves.png") > 0
   report = (tmp_path / "report.md").read_text()
   for title in ("## Sampling", "## Likelihood", "## Memorization", "## Outlier detection", "## Latent space",
-                "## Latent structure", "## Denoising", "## FID against network evaluations: diffusion",
+                "## Latent structure", "## Denoising", "## Compression", "## FID against network evaluations: diffusion",
                 "Not yet measured"):
     assert title in report
   assert "| gan | gan | " in report and "| none |" in report
