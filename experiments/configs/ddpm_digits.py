@@ -22,7 +22,8 @@ def set_ddpm(config: ml_collections.ConfigDict, variants: set[str],
   config.model.prediction = "eps"
   config.optim.learning_rate = 2e-4
   # sample_steps None: all 999 steps
-  config.diffusion = ml_collections.ConfigDict({"objective": "simple", "sample_steps": None, "sample_eta": 1.0})
+  config.diffusion = ml_collections.ConfigDict({"objective": "simple", "sample_steps": None, "sample_eta": 1.0,
+                                               "sampler": "ddim"})
   if "cpu" in variants:
     config.model.channels = 32
     config.model.num_res_blocks = 1

@@ -18,6 +18,7 @@ def get_config(arg: str | None = None):
   config.model.log_snr_min = -8.0
   config.model.num_timesteps = 0
   config.model.prediction = "eps"
-  config.diffusion = ml_collections.ConfigDict({"objective": "simple", "sample_steps": 200, "sample_eta": 1.0})
+  config.diffusion = ml_collections.ConfigDict({"objective": "simple", "sample_steps": 200, "sample_eta": 1.0,
+                                               "sampler": "ddim"})
   del variants  # the cpu variant changes only the schedule
   return config

@@ -5,7 +5,7 @@
   diffusion_model     the config factory: denoiser + schedule by name (task.py)
   schedules           DDPM linear / cosine betas; linear, cosine and learned log-SNR
   process, elbo       the forward process q(z_t | x), its posterior, the bound's terms
-  samplers            DDIM(eta) / ancestral sampling on a time grid
+  samplers            DDIM(eta) / ancestral sampling and DPM-Solver++(2M) on a time grid
   probability_flow    the ODE: deterministic sampling and exact (or Hutchinson) log_prob
   ode                 Dormand-Prince 5(4), RK4, Euler;  divergence  exact and Hutchinson
   likelihood          elbo_over_steps, probability_flow_log_likelihood

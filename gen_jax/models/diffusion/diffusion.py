@@ -15,7 +15,8 @@ bound and the samplers are those of `elbo`, `process` and `samplers`:
   log_prob(x, rng, divergence, **solver_options)  log P(x) in nats of x as stored by the probability-
                      flow ODE (a dequantization bound for images; `likelihood`), as every family's
                      `log_prob` takes `(x, ...)` through `model.apply(variables, ..., method=...)`;
-  sample(rng, num, num_steps, eta, clip_denoised)  DDIM(eta) / ancestral (eta = 1) from N(0, I);
+  sample(rng, num, num_steps, eta, clip_denoised, sampler)  from N(0, I): DDIM(eta) / ancestral
+                     (sampler "ddim", eta = 1 by default) or DPM-Solver++(2M) ("dpm_solver_2m");
   edit(rng, x, t_start, num_steps, mask, eta)  noise x to t_start and run the sampler back to 0:
                      denoising (SDEdit, Meng et al. 2022) or, with a mask, inpainting by replacement.
 
@@ -283,19 +284,32 @@ class GaussianDiffusion(nn.Module):
     # The edge bins take the tails (the discretized decoder's definition), hence the clip of levels.
     return centres_to_levels(x, self.num_levels)
 
-  def sample(self, rng: jax.Array, num: int, num_steps: int | None = None, eta: float = 1.0,
-             clip_denoised: bool | None = None, return_trajectory: bool = False):
-    """`num` samples: z_1 ~ N(0, I), DDIM(eta) steps (eta = 1: ancestral) to t = 0, x ~ p(x | z_0).
+  def sample(self, rng: jax.Array, num: int, num_steps: int | None = None, eta: float | None = None,
+             clip_denoised: bool | None = None, return_trajectory: bool = False, sampler: str = "ddim"):
+    """`num` samples: z_1 ~ N(0, I), the sampler's steps to t = 0, x ~ p(x | z_0).
 
-    num_steps defaults to the bound's transitions (DDPM's full chain); clip_denoised defaults to
-    True for images. With return_trajectory, also x_hat at every step [num_steps, num, ...].
+    sampler: "ddim", DDIM(eta) steps (eta None = 1: ancestral), or "dpm_solver_2m", DPM-Solver++(2M)
+    (`samplers.run_dpm_solver`, deterministic: eta must be None or 0); both end at z_0 and decode it
+    alike. num_steps defaults to the bound's transitions (DDPM's full chain); clip_denoised defaults
+    to True for images. With return_trajectory, also x_hat at every step [num_steps, num, ...].
+
+    Raises ValueError for an unknown sampler, or an eta other than 0 with "dpm_solver_2m".
     """
+    samplers.check_sampler(sampler)
+    if sampler == "dpm_solver_2m" and eta is not None and eta != 0:
+      raise ValueError(f"eta={eta} is DDIM's noise scale; sampler 'dpm_solver_2m' is deterministic: "
+                       "pass eta None or 0, or sampler 'ddim'")
     checks.check_positive_int(num, "num")
     clip = self.num_levels is not None if clip_denoised is None else clip_denoised
     start_rng, loop_rng, decoder_rng = jax.random.split(rng, 3)
     z_1 = jax.random.normal(start_rng, (num, *self.event_shape))
-    result = samplers.run_sampler(self._pure("denoise"), self._pure("log_snr"), z_1, self._grid(num_steps),
-                                  loop_rng, eta, clip, return_trajectory=return_trajectory)
+    if sampler == "dpm_solver_2m":
+      result = samplers.run_dpm_solver(self._pure("denoise"), self._pure("log_snr"), z_1, self._grid(num_steps),
+                                       clip_denoised=clip, return_trajectory=return_trajectory)
+    else:
+      result = samplers.run_sampler(self._pure("denoise"), self._pure("log_snr"), z_1, self._grid(num_steps),
+                                    loop_rng, 1.0 if eta is None else eta, clip,
+                                    return_trajectory=return_trajectory)
     z_0, trajectory = result if return_trajectory else (result, None)
     x = self._decode(decoder_rng, z_0, clip)
     return (x, trajectory) if return_trajectory else x

@@ -13,9 +13,11 @@ unbiased draw per example, independent across examples; `gen_jax.eval.likelihood
                       "exact", method, rtol, atol, num_steps), dequantized for images.
 Its latent space (`Task.latent`) is the DDIM latent z_1: `latent_steps` (default 50) deterministic DDIM steps decode
 it, as many inverted steps encode data (DDIM inversion); `Task.denoise` is the denoiser at the noise
-level of the observation. A run draws its samples with config.diffusion's sample_steps and sample_eta and writes two figures for images:
-the denoised estimate x_hat along the sampling chain, and inpainting of the bottom half of test
-images.
+level of the observation. A run draws its samples with config.diffusion's sampler ("ddim", the default,
+or "dpm_solver_2m": DPM-Solver++(2M), `samplers.run_dpm_solver`), sample_steps and sample_eta (DDIM's
+eta, None = 1: ancestral; None or 0 with "dpm_solver_2m") and writes two figures for images: the
+denoised estimate x_hat along the sampling chain, and inpainting of the bottom half of test images
+(both by DDIM(sample_eta), whichever the sampler).
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from gen_jax.data.levels import bits_per_dim, centres_to_level_values, levels_to
 from gen_jax.data.spec import DataSpec
 from gen_jax.models.diffusion import figures as figures_lib
 from gen_jax.models.diffusion import likelihood
+from gen_jax.models.diffusion import samplers
 from gen_jax.models.diffusion.diffusion import GaussianDiffusion
 from gen_jax.models.diffusion.schedules import make_schedule
 from gen_jax.nn import TimeConditionedMLP, UNet
@@ -72,10 +75,16 @@ def diffusion_model(event_shape, denoiser: str = "unet", schedule: str = "linear
 
 
 def diffusion_task(model: GaussianDiffusion, spec: DataSpec, optimizer: optax.GradientTransformation,
-                   objective: str = "simple", sample_steps: int | None = None, sample_eta: float = 1.0,
-                   latent_steps: int | None = None) -> Task:
+                   objective: str = "simple", sample_steps: int | None = None, sample_eta: float | None = None,
+                   latent_steps: int | None = None, sampler: str = "ddim") -> Task:
   if objective not in OBJECTIVES:
     raise ValueError(f"diffusion.objective must be one of {OBJECTIVES}, got {objective!r}")
+  if sampler not in samplers.SAMPLERS:
+    raise ValueError(f"diffusion.sampler must be one of {samplers.SAMPLERS}, got {sampler!r}")
+  if sampler == "dpm_solver_2m" and sample_eta is not None and sample_eta != 0:
+    raise ValueError(f"diffusion.sample_eta={sample_eta} is DDIM's noise scale; diffusion.sampler "
+                     "'dpm_solver_2m' is deterministic: set sample_eta None or 0")
+  figure_eta = 1.0 if sample_eta is None else sample_eta
   if (model.num_levels is None) != (spec.num_levels is None) or (
       model.num_levels is not None and model.num_levels != spec.num_levels):
     raise ValueError(f"model.num_levels={model.num_levels} must equal the data's num_levels={spec.num_levels}")
@@ -114,7 +123,7 @@ def diffusion_task(model: GaussianDiffusion, spec: DataSpec, optimizer: optax.Gr
     return metrics
 
   def sample(params, rng, num):
-    return model.apply(params["model"], rng, num, sample_steps, sample_eta, method=model.sample)
+    return model.apply(params["model"], rng, num, sample_steps, sample_eta, sampler=sampler, method=model.sample)
 
   def log_elbo(params, batch, rng, num_step_samples=None, strata="geometric"):
     return likelihood.elbo_over_steps(model, params["model"], batch, rng, num_step_samples, strata)["elbo"]
@@ -128,7 +137,7 @@ def diffusion_task(model: GaussianDiffusion, spec: DataSpec, optimizer: optax.Gr
     if not images:
       return {}
     return figures_lib.denoising_and_inpainting(model, params["model"], rng, jnp.asarray(examples[:8]), spec.num_levels,
-                                                sample_steps, sample_eta)
+                                                sample_steps, figure_eta)
 
   if latent_steps is None:  # 50 DDIM steps, or the discrete chain's transitions where fewer
     latent_steps = min(50, model.num_transitions) if model.num_transitions else 50
@@ -155,7 +164,8 @@ def diffusion_task(model: GaussianDiffusion, spec: DataSpec, optimizer: optax.Gr
 
 
 def build_diffusion_task(config: ml_collections.ConfigDict, model: GaussianDiffusion, spec: DataSpec) -> Task:
-  """config.diffusion: the keyword options of `diffusion_task` (objective, sample_steps, sample_eta)."""
-  refuse_moved(config, {"loss": "diffusion.objective", "sampler": "diffusion.sample_steps / sample_eta"})
+  """config.diffusion: the keyword options of `diffusion_task` (objective, sampler, sample_steps,
+  sample_eta, latent_steps)."""
+  refuse_moved(config, {"loss": "diffusion.objective", "sampler": "diffusion.sampler / sample_steps / sample_eta"})
   return diffusion_task(model, spec, make_optimizer(config.optim, config.train.num_steps),
                         **section_options(config, "diffusion", diffusion_task))
