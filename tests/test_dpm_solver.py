@@ -209,12 +209,12 @@ def test_trajectories_equal_diffusers_dpm_solver_multistep(num_steps, lower_orde
 def test_unknown_sampler_and_ddim_eta_are_refused_naming_the_choices():
   m = model(prediction="eps")
   variables = m.init(jax.random.key(0), jnp.zeros((1, D)), jax.random.key(1))
-  with pytest.raises(ValueError, match=r"sampler must be one of \('ddim', 'dpm_solver_2m'\), got 'dpm'"):
+  with pytest.raises(ValueError, match=r"sampler must be one of \('ddim', 'dpm_solver_2m', 'edm_heun'\), got 'dpm'"):
     m.apply(variables, jax.random.key(0), 2, 4, sampler="dpm", method=m.sample)
   with pytest.raises(ValueError, match="eta=1.0 is DDIM's.*None or 0"):
     m.apply(variables, jax.random.key(0), 2, 4, 1.0, sampler="dpm_solver_2m", method=m.sample)
   spec = DataSpec(name="gaussian", event_shape=(D,), num_levels=None, kind="vector")
-  with pytest.raises(ValueError, match=r"diffusion.sampler must be one of \('ddim', 'dpm_solver_2m'\)"):
+  with pytest.raises(ValueError, match=r"diffusion.sampler must be one of \('ddim', 'dpm_solver_2m', 'edm_heun'\)"):
     diffusion_task(m, spec, optax.adam(1e-3), sampler="heun")
   with pytest.raises(ValueError, match="diffusion.sample_eta=1.0.*deterministic"):
     diffusion_task(m, spec, optax.adam(1e-3), sampler="dpm_solver_2m", sample_eta=1.0)

@@ -16,7 +16,8 @@ bound and the samplers are those of `elbo`, `process` and `samplers`:
                      flow ODE (a dequantization bound for images; `likelihood`), as every family's
                      `log_prob` takes `(x, ...)` through `model.apply(variables, ..., method=...)`;
   sample(rng, num, num_steps, eta, clip_denoised, sampler)  from N(0, I): DDIM(eta) / ancestral
-                     (sampler "ddim", eta = 1 by default) or DPM-Solver++(2M) ("dpm_solver_2m");
+                     (sampler "ddim", eta = 1 by default), DPM-Solver++(2M) ("dpm_solver_2m") or
+                     EDM's Heun ("edm_heun", Karras et al. 2022, `edm_sampler`);
   edit(rng, x, t_start, num_steps, mask, eta)  noise x to t_start and run the sampler back to 0:
                      denoising (SDEdit, Meng et al. 2022) or, with a mask, inpainting by replacement.
 
@@ -37,6 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gen_jax import checks
+from gen_jax.models.diffusion import edm_sampler
 from gen_jax.models.diffusion import elbo as elbo_lib
 from gen_jax.models.diffusion import likelihood
 from gen_jax.models.diffusion import process
@@ -289,15 +291,16 @@ class GaussianDiffusion(nn.Module):
     """`num` samples: z_1 ~ N(0, I), the sampler's steps to t = 0, x ~ p(x | z_0).
 
     sampler: "ddim", DDIM(eta) steps (eta None = 1: ancestral), or "dpm_solver_2m", DPM-Solver++(2M)
-    (`samplers.run_dpm_solver`, deterministic: eta must be None or 0); both end at z_0 and decode it
+    (`samplers.run_dpm_solver`, deterministic: eta must be None or 0), or "edm_heun", EDM's Heun
+    (`edm_sampler.run_edm_heun`, churn 0: deterministic, eta None or 0); all end at z_0 and decode it
     alike. num_steps defaults to the bound's transitions (DDPM's full chain); clip_denoised defaults
     to True for images. With return_trajectory, also x_hat at every step [num_steps, num, ...].
 
-    Raises ValueError for an unknown sampler, or an eta other than 0 with "dpm_solver_2m".
+    Raises ValueError for an unknown sampler, or an eta other than 0 with "dpm_solver_2m" or "edm_heun".
     """
     samplers.check_sampler(sampler)
-    if sampler == "dpm_solver_2m" and eta is not None and eta != 0:
-      raise ValueError(f"eta={eta} is DDIM's noise scale; sampler 'dpm_solver_2m' is deterministic: "
+    if sampler != "ddim" and eta is not None and eta != 0:
+      raise ValueError(f"eta={eta} is DDIM's noise scale; sampler {sampler!r} is deterministic: "
                        "pass eta None or 0, or sampler 'ddim'")
     checks.check_positive_int(num, "num")
     clip = self.num_levels is not None if clip_denoised is None else clip_denoised
@@ -306,6 +309,9 @@ class GaussianDiffusion(nn.Module):
     if sampler == "dpm_solver_2m":
       result = samplers.run_dpm_solver(self._pure("denoise"), self._pure("log_snr"), z_1, self._grid(num_steps),
                                        clip_denoised=clip, return_trajectory=return_trajectory)
+    elif sampler == "edm_heun":
+      result = edm_sampler.run_edm_heun(self._pure("denoise"), self._pure("log_snr"), z_1, self._grid(num_steps),
+                                        loop_rng, clip_denoised=clip, return_trajectory=return_trajectory)
     else:
       result = samplers.run_sampler(self._pure("denoise"), self._pure("log_snr"), z_1, self._grid(num_steps),
                                     loop_rng, 1.0 if eta is None else eta, clip,

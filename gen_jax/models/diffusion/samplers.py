@@ -46,7 +46,7 @@ from gen_jax.models.diffusion.process import _per_example, alpha_sigma
 # denoise_fn(z [B, ...], t [B]) -> (x_hat, eps_hat); log_snr_fn(t) -> lambda(t)
 DenoiseFn = Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
 
-SAMPLERS = ("ddim", "dpm_solver_2m")
+SAMPLERS = ("ddim", "dpm_solver_2m", "edm_heun")  # "edm_heun": `edm_sampler.run_edm_heun`
 LOWER_ORDER_FINAL_BELOW = 15  # diffusers' threshold: fewer steps than this end with a first-order step
 
 

@@ -14,7 +14,8 @@ unbiased draw per example, independent across examples; `gen_jax.eval.likelihood
 Its latent space (`Task.latent`) is the DDIM latent z_1: `latent_steps` (default 50) deterministic DDIM steps decode
 it, as many inverted steps encode data (DDIM inversion); `Task.denoise` is the denoiser at the noise
 level of the observation. A run draws its samples with config.diffusion's sampler ("ddim", the default,
-or "dpm_solver_2m": DPM-Solver++(2M), `samplers.run_dpm_solver`), sample_steps and sample_eta (DDIM's
+"dpm_solver_2m": DPM-Solver++(2M), `samplers.run_dpm_solver`, or "edm_heun": EDM's Heun sampler,
+`edm_sampler.run_edm_heun`), sample_steps and sample_eta (DDIM's
 eta, None = 1: ancestral; None or 0 with "dpm_solver_2m") and writes two figures for images: the
 denoised estimate x_hat along the sampling chain, and inpainting of the bottom half of test images
 (both by DDIM(sample_eta), whichever the sampler).
@@ -81,9 +82,9 @@ def diffusion_task(model: GaussianDiffusion, spec: DataSpec, optimizer: optax.Gr
     raise ValueError(f"diffusion.objective must be one of {OBJECTIVES}, got {objective!r}")
   if sampler not in samplers.SAMPLERS:
     raise ValueError(f"diffusion.sampler must be one of {samplers.SAMPLERS}, got {sampler!r}")
-  if sampler == "dpm_solver_2m" and sample_eta is not None and sample_eta != 0:
+  if sampler != "ddim" and sample_eta is not None and sample_eta != 0:
     raise ValueError(f"diffusion.sample_eta={sample_eta} is DDIM's noise scale; diffusion.sampler "
-                     "'dpm_solver_2m' is deterministic: set sample_eta None or 0")
+                     f"{sampler!r} is deterministic: set sample_eta None or 0")
   figure_eta = 1.0 if sample_eta is None else sample_eta
   if (model.num_levels is None) != (spec.num_levels is None) or (
       model.num_levels is not None and model.num_levels != spec.num_levels):
