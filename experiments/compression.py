@@ -79,7 +79,8 @@ def table(results: list[dict]) -> str:
 
 
 def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser = argparse.ArgumentParser(prog="python -m experiments.compression", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--runs", required=True, help="comma-separated run directories")
   parser.add_argument("--out", default=None, help="write the numbers as JSON here")
   args = parser.parse_args()

@@ -311,7 +311,8 @@ def _command_line_modules():
   for path in sorted(paths):
     with open(path) as f:
       if re.search(r"^if __name__ == .__main__.:", f.read(), re.M):
-        modules.append(os.path.relpath(path, REPO)[:-3].replace(os.sep, "."))
+        module = os.path.relpath(path, REPO)[:-3].replace(os.sep, ".")
+        modules.append(module[:-len(".__main__")] if module.endswith(".__main__") else module)  # a package
   return modules
 
 
@@ -321,7 +322,7 @@ MODULES = _command_line_modules()
 def test_the_command_lines_are_found():
   assert {"experiments.main", "experiments.report", "experiments.gmm_baseline", "gen_jax.cli.fid",
           "gen_jax.cli.metrics", "gen_jax.cli.likelihood", "gen_jax.cli.score_run",
-          "gen_jax.cli.ebm_report"} <= set(MODULES)
+          "gen_jax.cli.ebm_report", "gen_jax.compress", "experiments.compression"} <= set(MODULES)
 
 
 @pytest.mark.parametrize("module", MODULES)
