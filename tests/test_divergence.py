@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gen_jax.models.diffusion.divergence import (divergence_noise, exact_divergence,
+from gen_jax.ode.divergence import (divergence_noise, exact_divergence,
                                                  hutchinson_divergence)
 
 RNG = np.random.default_rng(0)

@@ -4,7 +4,7 @@
   eval      gen_jax/eval/: arrays and feature functions            no family, registry, run, loop or CLI
   families  gen_jax/models/<family>/, side by side                 never another family, the registry,
                                                                    eval, a driver or a CLI
-  shared    gen_jax/nn, distributions, data, checks, visualize, latent_space: no family, eval, engine, driver
+  shared    gen_jax/nn, distributions, data, ode, checks, visualize, latent_space: no family, eval, engine, driver
   engine    gen_jax/train/: state, step, sharding, checkpoint, optimizer: no family, registry, eval, driver
 """
 from __future__ import annotations
@@ -17,8 +17,8 @@ import pytest
 
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "gen_jax"
 FAMILIES = ("autoregressive", "diffusion", "ebm", "flows", "gan", "vae")
-SHARED = ("gen_jax.nn", "gen_jax.distributions", "gen_jax.data", "gen_jax.checks", "gen_jax.visualize",
-          "gen_jax.latent_space")
+SHARED = ("gen_jax.nn", "gen_jax.distributions", "gen_jax.data", "gen_jax.ode", "gen_jax.checks",
+          "gen_jax.visualize", "gen_jax.latent_space")
 DRIVERS = ("gen_jax.drivers", "gen_jax.cli", "gen_jax.run", "gen_jax.compress")
 # The one engine module the evaluation module may use: placing a batch on the devices' mesh.
 EVAL_MAY_USE_FROM_ENGINE = ("gen_jax.train.sharding",)

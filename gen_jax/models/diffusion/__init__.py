@@ -7,13 +7,12 @@
   process, elbo       the forward process q(z_t | x), its posterior, the bound's terms
   samplers            DDIM(eta) / ancestral sampling and DPM-Solver++(2M) on a time grid
   probability_flow    the ODE: deterministic sampling and exact (or Hutchinson) log_prob
-  ode                 Dormand-Prince 5(4), RK4, Euler;  divergence  exact and Hutchinson
+(The ODE solver and the divergences are shared with flow matching: `gen_jax.ode`.)
   likelihood          elbo_over_steps, probability_flow_log_likelihood
 """
-from gen_jax.models.diffusion import (divergence, elbo, likelihood, ode, probability_flow, process, samplers,
-                                      schedules)
+from gen_jax.models.diffusion import elbo, likelihood, probability_flow, process, samplers, schedules
 from gen_jax.models.diffusion.diffusion import GaussianDiffusion
 from gen_jax.models.diffusion.task import diffusion_model
 
-__all__ = ["GaussianDiffusion", "diffusion_model", "divergence", "elbo", "likelihood", "ode", "probability_flow",
+__all__ = ["GaussianDiffusion", "diffusion_model", "elbo", "likelihood", "probability_flow",
            "process", "samplers", "schedules"]

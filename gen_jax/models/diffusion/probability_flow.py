@@ -33,12 +33,10 @@ import jax
 import jax.numpy as jnp
 
 from gen_jax.data import dequantize
-from gen_jax.distributions import gaussian
-from gen_jax.models.diffusion import divergence as divergence_lib
-from gen_jax.models.diffusion import ode
+from gen_jax import ode
 from gen_jax.models.diffusion.process import alpha_sigma
 
-DIVERGENCES = ("exact", "hutchinson")
+DIVERGENCES = ode.DIVERGENCES
 
 
 def velocity_field(denoise_fn: Callable, log_snr_and_derivative_fn: Callable) -> Callable:
@@ -64,27 +62,10 @@ def log_prob(denoise_fn: Callable, log_snr_and_derivative_fn: Callable, z_0: jax
     rng: draws Hutchinson's noise (unused for the exact divergence).
     divergence: "exact" or "hutchinson".
     noise: Hutchinson's noise, "rademacher" or "gaussian".
-    method, rtol, atol, num_steps: `ode.solve_ode`'s solver ("dopri5" adaptive; "rk4"/"euler" fixed).
+    method, rtol, atol, num_steps: `gen_jax.ode.solve_ode`'s solver ("dopri5" adaptive; fixed steps).
   """
-  if divergence not in DIVERGENCES:
-    raise ValueError(f"divergence must be one of {DIVERGENCES}, got {divergence!r}")
-  velocity = velocity_field(denoise_fn, log_snr_and_derivative_fn)
-  eps = divergence_lib.divergence_noise(rng, z_0.shape, noise) if divergence == "hutchinson" else None
-
-  def augmented(t, state):
-    z, _ = state
-    field = lambda y: velocity(t, y)
-    if eps is None:
-      dz, div = divergence_lib.exact_divergence(field, z)
-    else:
-      dz, div = divergence_lib.hutchinson_divergence(field, z, eps)
-    return dz, div
-
-  solution = ode.solve_ode(augmented, (z_0, jnp.zeros(z_0.shape[:1], jnp.float32)), 0.0, 1.0,
-                           method=method, rtol=rtol, atol=atol, num_steps=num_steps)
-  z_1, integral = solution.y
-  prior = gaussian.sum_per_example(gaussian.standard_normal_log_prob(z_1))
-  return prior + integral, solution
+  return ode.log_prob(velocity_field(denoise_fn, log_snr_and_derivative_fn), z_0, 0.0, 1.0, rng, divergence,
+                      noise, method=method, rtol=rtol, atol=atol, num_steps=num_steps)
 
 
 def sample(denoise_fn: Callable, log_snr_and_derivative_fn: Callable, z_1: jax.Array, method: str = "dopri5",

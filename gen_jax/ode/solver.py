@@ -26,8 +26,8 @@ Initial step: Hairer's heuristic (II.4, "Starting step size"), with the same nor
   h = min(100 h0, h1);
 one extra evaluation, and h0 is clipped to |t1 - t0| so that f is never evaluated outside [t0, t1].
 
-"rk4" (the classical Runge-Kutta method, Kutta 1901) and "euler" take `num_steps` equal steps in a
-`lax.scan`: 4 and 1 evaluations per step.
+"rk4" (the classical Runge-Kutta method, Kutta 1901), "midpoint" (the explicit midpoint rule, order 2)
+and "euler" take `num_steps` equal steps in a `lax.scan`: 4, 2 and 1 evaluations per step.
 
 Failures are reported, never hidden: `ODESolution.status` is SUCCESS, MAX_STEPS_REACHED (the
 adaptive solver tried max_steps steps, accepted plus rejected, before t1), NON_FINITE (the state or
@@ -53,7 +53,7 @@ import numpy as np
 
 from gen_jax import checks
 
-METHODS = ("dopri5", "rk4", "euler")
+METHODS = ("dopri5", "rk4", "midpoint", "euler")
 
 SUCCESS = 0
 MAX_STEPS_REACHED = 1
@@ -110,9 +110,9 @@ def solve_ode(fn: Callable[[jax.Array, Any], Any], y0: Any, t0, t1, *, method: s
     fn: (t scalar, y pytree) -> dy/dt, a pytree with y's structure, shapes and dtypes.
     y0: the state at t0, a pytree of floating-point arrays.
     t0, t1: start and end times (scalars, may be traced; computed in the state's float dtype).
-    method: "dopri5" (adaptive), "rk4" or "euler" (fixed steps).
+    method: "dopri5" (adaptive), "rk4", "midpoint" or "euler" (fixed steps).
     rtol, atol: relative and absolute tolerances of "dopri5" (ignored by the fixed-step methods).
-    num_steps: number of equal steps; required by "rk4" and "euler", not accepted by "dopri5".
+    num_steps: number of equal steps; required by the fixed-step methods, not accepted by "dopri5".
     max_steps: "dopri5" stops, with status MAX_STEPS_REACHED, after this many tried steps.
     first_step: "dopri5"'s first step size |h|; None uses Hairer's heuristic (one more evaluation).
 
@@ -133,8 +133,8 @@ def solve_ode(fn: Callable[[jax.Array, Any], Any], y0: Any, t0, t1, *, method: s
   _check_derivative(fn, t0, y0)
   if method == "dopri5":
     if num_steps is not None:
-      raise ValueError(f"num_steps={num_steps!r} applies to the fixed-step methods 'rk4' and "
-                       "'euler'; 'dopri5' chooses its steps from rtol and atol")
+      raise ValueError(f"num_steps={num_steps!r} applies to the fixed-step methods 'rk4', "
+                       "'midpoint' and 'euler'; 'dopri5' chooses its steps from rtol and atol")
     checks.check_positive_int(max_steps, "max_steps")
     _check_tolerances(rtol, atol)
     return _solve_dopri5(fn, y0, t0, t1, rtol, atol, max_steps, first_step)
@@ -281,10 +281,14 @@ def _solve_fixed(fn, y0, t0, t1, method, num_steps) -> ODESolution:
     k4 = fn(t + h, _combine(y, h, [k3], (1.0,)))
     return _combine(y, h, [k1, k2, k3, k4], (1 / 6, 1 / 3, 1 / 3, 1 / 6))
 
+  def midpoint(t, y):  # the explicit midpoint rule (Runge 1895), order 2
+    k1 = fn(t, y)
+    return _combine(y, h, [fn(t + h / 2, _combine(y, h / 2, [k1], (1.0,)))], (1.0,))
+
   def euler(t, y):
     return _combine(y, h, [fn(t, y)], (1.0,))
 
-  step, stages = {"rk4": (rk4, 4), "euler": (euler, 1)}[method]
+  step, stages = {"rk4": (rk4, 4), "midpoint": (midpoint, 2), "euler": (euler, 1)}[method]
 
   def body(carry, i):
     y, finite = carry
