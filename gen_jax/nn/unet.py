@@ -5,6 +5,7 @@ a PixelCNN++-style U-Net (Salimans et al. 2017) with self-attention (Wang et al.
 normalisation (Wu & He 2018). Images are NHWC throughout, with no transposes inside the network.
 
   temb = Dense(4c) . swish . Dense(4c) (sinusoid(1000 t))      c = `channels`, t in [0, 1]
+         (+ a label embedding for a class-conditional network, `label_embedding`)
   h = conv3x3(x)                                               skips = [h]
   down, per level l (width c * mult[l]):
     num_res_blocks x { h = Res(h, temb); h = Attn(h) if the resolution is in attention_resolutions;
@@ -51,6 +52,7 @@ import jax
 import jax.numpy as jnp
 
 from gen_jax.checks import check_rank
+from gen_jax.nn.label_embedding import add_label_embedding
 
 _EPSILON = 1e-6  # GroupNorm epsilon, as DDPM
 _default_init = nn.initializers.variance_scaling(1.0, "fan_avg", "uniform")
@@ -132,6 +134,9 @@ class UNet(nn.Module):
     dropout: dropout rate in the residual blocks, applied when `train=True` (the 'dropout' rng).
     num_groups: groups of every GroupNorm; must divide `channels`.
     output_channels: channels of the output; None means those of the input.
+    num_classes: > 0 for a class-conditional network: `labels` [B] in {0, ..., num_classes}
+      (num_classes = the null label of classifier-free guidance) add a learned embedding to temb
+      (`label_embedding`, as ADM); 0 = unconditional (no labels).
   """
   channels: int = 128
   channel_multipliers: Sequence[int] = (1, 2, 2, 2)
@@ -140,6 +145,7 @@ class UNet(nn.Module):
   dropout: float = 0.1
   num_groups: int = 32
   output_channels: int | None = None
+  num_classes: int = 0
 
   def _check(self, x: jax.Array, t: jax.Array) -> None:
     check_rank(x, 4, "x", "[B, H, W, C]")
@@ -158,7 +164,8 @@ class UNet(nn.Module):
       raise ValueError(f"channels must be >= 4 (the timestep embedding's dimension), got {self.channels}")
 
   @nn.compact
-  def __call__(self, x: jax.Array, t: jax.Array, train: bool = False) -> jax.Array:
+  def __call__(self, x: jax.Array, t: jax.Array, train: bool = False, labels: jax.Array | None = None
+               ) -> jax.Array:
     self._check(x, t)
     num_levels = len(self.channel_multipliers)
     widths = [self.channels * m for m in self.channel_multipliers]
@@ -169,6 +176,7 @@ class UNet(nn.Module):
     temb = nn.Dense(4 * self.channels, kernel_init=_default_init, name="temb_dense_0")(temb)
     temb = nn.Dense(4 * self.channels, kernel_init=_default_init,
                     name="temb_dense_1")(nn.swish(temb))  # [B, 4 channels]
+    temb = add_label_embedding(temb, labels, self.num_classes)
 
     h = _conv3x3(self.channels, "conv_in")(x)
     skips = [h]
