@@ -57,6 +57,25 @@ def uniform_dequantize(rng: jax.Array, x_int: jax.Array, num_levels: int) -> jax
   return dequantize_with_noise(x_int, u, num_levels)
 
 
+def uniform_dequantize_centres(rng: jax.Array, x_int: jax.Array, num_levels: int) -> jax.Array:
+  """Levels x -> points uniform over their bins on the [-1, 1] scale of the continuous-time models:
+  width 2 / (L - 1) centred on `levels.levels_to_centres(x)`, float32 of x's shape.
+
+  With y = (x + u) / L from `uniform_dequantize`, the point is (2 L y - 1) / (L - 1) - 1; a density p
+  on this scale bounds log P(x) >= E_u[log p] + D log(2 / (L - 1)) (`centres_discrete_log_likelihood`).
+  """
+  y = uniform_dequantize(rng, x_int, num_levels)
+  return (2.0 * num_levels * y - 1.0) / (num_levels - 1) - 1.0
+
+
+def centres_discrete_log_likelihood(log_density: jax.Array, num_dims: int, num_levels: int) -> jax.Array:
+  """Lower bound on log P(x) in nats [batch] from log p at `uniform_dequantize_centres` points: the bins
+  there have width 2 / (L - 1), so log P(x) >= E_u[log p] + D log(2 / (L - 1))."""
+  checks.check_positive_int(num_dims, "num_dims")
+  checks.check_positive_int(num_levels, "num_levels")
+  return log_density + num_dims * math.log(2.0 / (num_levels - 1))
+
+
 def discrete_log_likelihood(log_density: jax.Array, num_dims: int, num_levels: int) -> jax.Array:
   """Lower bound on log P(x) in nats: log p(y) - D log L, for y = (x + u) / L.
 

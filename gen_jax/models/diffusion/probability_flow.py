@@ -26,7 +26,6 @@ plus noise uniform over its bin (width 2 / (L - 1)), so (`gen_jax.data.dequantiz
 """
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import jax
@@ -76,12 +75,10 @@ def sample(denoise_fn: Callable, log_snr_and_derivative_fn: Callable, z_1: jax.A
   return solution.y, solution
 
 
-def dequantized_start(rng: jax.Array, levels: jax.Array, num_levels: int) -> jax.Array:
-  """z_0 uniform over the bins (width 2 / (L - 1), centred on 2 x / (L - 1) - 1) of levels x."""
-  y = dequantize.uniform_dequantize(rng, levels, num_levels)  # (x + u) / L in [0, 1)
-  return (2.0 * num_levels * y - 1.0) / (num_levels - 1) - 1.0
+# The [-1, 1]-scale dequantization, shared with flow matching (`gen_jax.data.dequantize`).
+dequantized_start = dequantize.uniform_dequantize_centres
 
 
 def levels_log_likelihood(log_p0: jax.Array, num_dims: int, num_levels: int) -> jax.Array:
   """log P(x) bound from log p_0 at a dequantized z_0: log p_0 + D log(2 / (L - 1)), [B]."""
-  return log_p0 + num_dims * math.log(2.0 / (num_levels - 1))
+  return dequantize.centres_discrete_log_likelihood(log_p0, num_dims, num_levels)
