@@ -16,7 +16,7 @@ import pathlib
 import pytest
 
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "gen_jax"
-FAMILIES = ("autoregressive", "diffusion", "ebm", "flows", "gan", "vae")
+FAMILIES = ("autoregressive", "diffusion", "ebm", "flow_matching", "flows", "gan", "vae")
 SHARED = ("gen_jax.nn", "gen_jax.distributions", "gen_jax.data", "gen_jax.ode", "gen_jax.checks",
           "gen_jax.visualize", "gen_jax.latent_space")
 DRIVERS = ("gen_jax.drivers", "gen_jax.cli", "gen_jax.run", "gen_jax.compress")

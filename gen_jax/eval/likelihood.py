@@ -33,6 +33,9 @@ ESTIMATORS = {
              "a lower bound on log P(x)"),
     "iwae": ("the importance-weighted bound with k samples (Burda et al. 2016; option k)",
              "a lower bound on log P(x), tightening as k grows"),
+    "change_of_variables": ("a continuous normalizing flow's instantaneous change of variables (Chen et al. "
+                            "2018) along its learned ODE (flow matching)",
+                            "exact up to the ODE solver's and trace estimator's error, on dequantized data"),
     "probability_flow": ("the probability-flow ODE's instantaneous change of variables (Song et al. 2021)",
                          "exact up to the ODE solver's and trace estimator's error, on dequantized data"),
 }

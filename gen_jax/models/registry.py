@@ -15,6 +15,7 @@ from gen_jax.models.classifier_task import build_classifier_task
 from gen_jax.models.diffusion.task import build_diffusion_task, diffusion_model
 from gen_jax.models.ebm.task import build_ebm_task, ebm_model
 from gen_jax.models.flows.task import build_flow_task
+from gen_jax.models.flow_matching.task import build_flow_matching_task, flow_matching_model
 from gen_jax.models.gan.task import build_gan_task, gan_model
 from gen_jax.models.vae.task import build_vae_task
 from gen_jax.models.vae.hierarchical import HierarchicalVAE
@@ -30,6 +31,7 @@ MODELS = {
     "vae": (VAE, build_vae_task),
     "hvae": (HierarchicalVAE, build_vae_task),
     "diffusion": (diffusion_model, build_diffusion_task),  # DDPM / VDM: a factory, not a class
+    "flow_matching": (flow_matching_model, build_flow_matching_task),  # a factory, not a class
     "gan": (gan_model, build_gan_task),
     "ebm": (ebm_model, build_ebm_task),  # energy-based models: a factory, not a class
     "pixelcnn": (PixelCNN, build_autoregressive_task),
