@@ -51,17 +51,18 @@ def transition_strata(num_transitions: int, k: int, strata: str = "geometric") -
 
 
 def elbo_over_steps(model, variables, x: jax.Array, rng: jax.Array, num_step_samples: int | None = None,
-                    strata: str = "geometric") -> dict[str, jax.Array]:
+                    strata: str = "geometric", labels: jax.Array | None = None) -> dict[str, jax.Array]:
   """dict(elbo, prior, diffusion, reconstruction) in nats per example [B], K = num_step_samples
   transitions (times) per example; default K = T for discrete time (the exact sum), 100 for
-  continuous time; `strata` (discrete time): "geometric" or "uniform" (module doc)."""
+  continuous time; `strata` (discrete time): "geometric" or "uniform" (module doc); labels [B] of a
+  class-conditional model (the bound of p(x | labels))."""
   num_transitions = model.num_transitions
   k = (num_transitions or 100) if num_step_samples is None else num_step_samples
   if not isinstance(k, int) or k < 1 or (num_transitions and k > num_transitions):
     raise ValueError(f"num_step_samples must be an int in [1, T={num_transitions or 'inf'}], got {num_step_samples!r}")
   if num_transitions:
     starts, sizes = (jnp.asarray(a) for a in transition_strata(num_transitions, k, strata))
-  parts = model.apply(variables, x, rng, method=model.prior_and_reconstruction)
+  parts = model.apply(variables, x, rng, labels, method=model.prior_and_reconstruction)
   x_model = model.apply(variables, x, method=model.to_model_space)
   offset_rng, step_rng = jax.random.split(jax.random.fold_in(rng, 1))
   u = jax.random.uniform(offset_rng, x.shape[:1])
@@ -70,8 +71,8 @@ def elbo_over_steps(model, variables, x: jax.Array, rng: jax.Array, num_step_sam
     key = jax.random.fold_in(step_rng, i)
     if num_transitions:  # the stratum's sum, n_i L_step
       step = starts[i] + jnp.minimum((u * sizes[i]).astype(jnp.int32), sizes[i] - 1)
-      return sizes[i] * model.apply(variables, x_model, key, step=step, method=model.diffusion_term)
-    return model.apply(variables, x_model, key, t=(u + i) / k, method=model.diffusion_term) / k
+      return sizes[i] * model.apply(variables, x_model, key, step=step, labels=labels, method=model.diffusion_term)
+    return model.apply(variables, x_model, key, t=(u + i) / k, labels=labels, method=model.diffusion_term) / k
 
   diffusion = jnp.sum(jax.lax.map(term, jnp.arange(k)), axis=0)
   return {"elbo": parts["reconstruction"] - parts["prior"] - diffusion, "prior": parts["prior"],
@@ -79,17 +80,18 @@ def elbo_over_steps(model, variables, x: jax.Array, rng: jax.Array, num_step_sam
 
 
 def probability_flow_log_likelihood(model, variables, x: jax.Array, rng: jax.Array, divergence: str = "hutchinson",
-                                    **solver_options) -> tuple[jax.Array, object]:
+                                    labels: jax.Array | None = None, **solver_options) -> tuple[jax.Array, object]:
   """(log-likelihood [B] in nats of x as stored, the ODE solution): exact for vectors given the
   solver's tolerance (a stochastic estimate with Hutchinson's divergence); for images a uniform-
-  dequantization lower bound on the discrete data (see `probability_flow`)."""
+  dequantization lower bound on the discrete data (see `probability_flow`); labels [B] of a
+  class-conditional model (log p(x | labels))."""
   dequantize_rng, noise_rng = jax.random.split(rng)
   if model.num_levels is None:
     z_0 = model.apply(variables, x, method=model.to_model_space)
   else:
     model.apply(variables, x, method=model.to_model_space)  # checks x
     z_0 = probability_flow.dequantized_start(dequantize_rng, x, model.num_levels)
-  denoise = lambda z, t: model.apply(variables, z, t, method=model.denoise)
+  denoise = lambda z, t: model.apply(variables, z, t, labels=labels, method=model.denoise)
   schedule = lambda t: model.apply(variables, t, method=model.log_snr_and_derivative)
   log_p0, solution = probability_flow.log_prob(denoise, schedule, z_0, noise_rng, divergence, **solver_options)
   if model.num_levels is None:

@@ -13,7 +13,8 @@ written with expm1 so that neighbouring steps (lambda_t -> lambda_s) keep their 
 A denoiser predicts one of (Salimans & Ho 2022 for v):
   "eps": eps_hat, then x_hat = (z - sigma eps_hat) / alpha;
   "x0":  x_hat, then eps_hat = (z - alpha x_hat) / sigma;
-  "v":   v_hat (v = alpha eps - sigma x), then x_hat = alpha z - sigma v_hat, eps_hat = sigma z + alpha v_hat.
+  "v":   v_hat (v = alpha eps - sigma x), then x_hat = alpha z - sigma v_hat, eps_hat = sigma z + alpha v_hat;
+  "edm": F of EDM's preconditioned denoiser D = c_skip y + c_out F(c_in y) (Karras et al. 2022), `edm`.
 `predictions` turns any of them into (x_hat, eps_hat); `prediction_target` is what the "simple"
 loss regresses onto.
 """
@@ -22,7 +23,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-PREDICTIONS = ("eps", "x0", "v")
+PREDICTIONS = ("eps", "x0", "v", "edm")
 
 
 def _per_example(value: jax.Array, like: jax.Array) -> jax.Array:
@@ -53,9 +54,13 @@ def posterior(z_t: jax.Array, x: jax.Array, log_snr_s: jax.Array, log_snr_t: jax
   return mean, sigma_s * jnp.sqrt(one_minus_ratio)
 
 
-def predictions(output: jax.Array, z: jax.Array, log_snr: jax.Array, prediction: str
+def predictions(output: jax.Array, z: jax.Array, log_snr: jax.Array, prediction: str, sigma_data: float = 0.5
                 ) -> tuple[jax.Array, jax.Array]:
-  """(x_hat, eps_hat) from the denoiser's output under the `prediction` parameterisation."""
+  """(x_hat, eps_hat) from the denoiser's output under the `prediction` parameterisation (sigma_data:
+  EDM's data standard deviation, used by "edm" only)."""
+  if prediction == "edm":
+    from gen_jax.models.diffusion import edm  # edm builds on this module
+    return edm.predictions(output, z, log_snr, sigma_data)
   alpha, sigma = alpha_sigma(_per_example(log_snr, z))
   if prediction == "eps":
     return (z - sigma * output) / alpha, output
@@ -66,8 +71,13 @@ def predictions(output: jax.Array, z: jax.Array, log_snr: jax.Array, prediction:
   raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
 
 
-def prediction_target(x: jax.Array, eps: jax.Array, log_snr: jax.Array, prediction: str) -> jax.Array:
-  """What the denoiser should output for z = alpha x + sigma eps: eps, x or v = alpha eps - sigma x."""
+def prediction_target(x: jax.Array, eps: jax.Array, log_snr: jax.Array, prediction: str, sigma_data: float = 0.5
+                      ) -> jax.Array:
+  """What the denoiser should output for z = alpha x + sigma eps: eps, x, v = alpha eps - sigma x, or
+  EDM's (x - c_skip y) / c_out."""
+  if prediction == "edm":
+    from gen_jax.models.diffusion import edm  # edm builds on this module
+    return edm.prediction_target(x, eps, log_snr, sigma_data)
   if prediction == "eps":
     return eps
   if prediction == "x0":

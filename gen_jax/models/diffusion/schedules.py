@@ -18,6 +18,9 @@ writes gamma(t) = -lambda(t). The schedules:
                      lambda(0) = lambda_max and lambda(1) = lambda_min (the cosine schedule of Nichol
                      & Dhariwal in continuous time, truncated; Kingma & Gao 2023, "Understanding
                      diffusion objectives", appendix).
+  EDMLogSNR          lambda(t) = -2 rho log(sigma_min^(1/rho) + t (sigma_max^(1/rho) - sigma_min^(1/rho))),
+                     sigma = exp(-lambda / 2): Karras et al. 2022 (EDM, eq. 5, rho = 7), so equal steps
+                     of t are EDM's sampling discretization; sigma_min / max from lambda_max / min.
   LearnedLogSNR      VDM's learned monotone schedule (Kingma et al. 2021, appendix H):
                      lambda(t) = lambda_max + (lambda_min - lambda_max) s(t) with learned endpoints
                      and s(t) = (g(t) - g(0)) / (g(1) - g(0)) for a monotone network g (a linear term
@@ -137,6 +140,18 @@ class CosineLogSNR(_FixedRange):
 
 
 @dataclasses.dataclass(frozen=True)
+class EDMLogSNR(_FixedRange):
+  """EDM's rho-spaced noise levels (eq. 5) as a log-SNR: rho-th roots of sigma linear in t."""
+  rho: float = 7.0
+
+  def log_snr(self, params: dict, t: jax.Array) -> jax.Array:
+    del params
+    root_min = math.exp(-self.log_snr_max / (2 * self.rho))  # sigma_min^(1/rho)
+    root_max = math.exp(-self.log_snr_min / (2 * self.rho))
+    return -2.0 * self.rho * jnp.log(root_min + (root_max - root_min) * jnp.asarray(t, jnp.float32))
+
+
+@dataclasses.dataclass(frozen=True)
 class LearnedLogSNR:
   """VDM's learned monotone schedule with learned endpoints (initialised as `LinearLogSNR`).
 
@@ -181,7 +196,7 @@ def log_snr_and_derivative(schedule, params: dict, t: jax.Array) -> tuple[jax.Ar
   return jax.jvp(lambda s: schedule.log_snr(params, s), (t,), (jnp.ones_like(t),))
 
 
-SCHEDULES = ("linear_betas", "cosine_betas", "linear_log_snr", "cosine_log_snr", "learned_log_snr")
+SCHEDULES = ("linear_betas", "cosine_betas", "linear_log_snr", "cosine_log_snr", "edm_log_snr", "learned_log_snr")
 
 
 def make_schedule(name: str, num_timesteps: int = 1000, log_snr_max: float = 13.3,
@@ -195,6 +210,8 @@ def make_schedule(name: str, num_timesteps: int = 1000, log_snr_max: float = 13.
     return LinearLogSNR(log_snr_max, log_snr_min)
   if name == "cosine_log_snr":
     return CosineLogSNR(log_snr_max, log_snr_min)
+  if name == "edm_log_snr":
+    return EDMLogSNR(log_snr_max, log_snr_min)
   if name == "learned_log_snr":
     return LearnedLogSNR(log_snr_max, log_snr_min)
   raise ValueError(f"schedule must be one of {SCHEDULES}, got {name!r}")
