@@ -57,8 +57,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from timing import (Timed, check_finite, compare, cpu_flags, cpu_model, describe, fastest, log,  # pylint: disable=wrong-import-position
-                    num_cores, probe_and_print, torch_sides)
+from timing import (Timed, check_finite, compare, cpu_flags, cpu_model, describe, diffusers_unet, fastest,  # pylint: disable=wrong-import-position
+                    log, num_cores, probe_and_print, torch_sides)
 
 DEFAULT_JSON = os.path.join(os.path.dirname(os.path.abspath(__file__)), "diffusion_vs_diffusers_cpu.json")
 DDPM_CIFAR10_PARAMETERS = 35_746_307   # diffusers' google/ddpm-cifar10-32 (tests/test_unet.py)
@@ -211,22 +211,6 @@ class JaxSampler:
 # ---------------------------------------------------------------------------------------------
 # diffusers
 # ---------------------------------------------------------------------------------------------
-
-
-def diffusers_unet(layout, dropout):
-  """UNet2DModel with DDPM's choices (google/ddpm-cifar10-32's config.json; as tests/test_unet.py)."""
-  from diffusers import UNet2DModel
-  size, multipliers = layout["image_size"], layout["channel_multipliers"]
-  attention = [size // 2 ** level in layout["attention_resolutions"] for level in range(len(multipliers))]
-  return UNet2DModel(
-      sample_size=size, in_channels=3, out_channels=3,
-      block_out_channels=tuple(layout["channels"] * m for m in multipliers),
-      layers_per_block=layout["num_res_blocks"],
-      down_block_types=tuple("AttnDownBlock2D" if a else "DownBlock2D" for a in attention),
-      up_block_types=tuple("AttnUpBlock2D" if a else "UpBlock2D" for a in reversed(attention)),
-      attention_head_dim=None,  # one head as wide as the block
-      norm_num_groups=layout["num_groups"], norm_eps=1e-6, downsample_padding=0,
-      time_embedding_type="positional", flip_sin_to_cos=False, freq_shift=1, dropout=dropout)
 
 
 def ddpm_scheduler(num_timesteps):

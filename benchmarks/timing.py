@@ -81,7 +81,8 @@ def describe(side):
   return f"    {side.name:<34s} median {side.median:10.4g}  ({side.calls_per_window} calls/window; {rates})"
 
 
-# Shared by the benchmarks that time a PyTorch side (diffusion_vs_diffusers, gan_vs_pytorch).
+# Shared by the benchmarks that time a PyTorch side (diffusion_vs_diffusers, gan_vs_pytorch, ebm_vs_pytorch,
+# flow_matching_vs_torchcfm).
 
 
 def num_cores() -> int:
@@ -177,3 +178,24 @@ def probe_and_print(env, torch, thread_counts):
           "oversubscribed and OpenMP waits for descheduled threads. Rerun on a quiet machine, or add 1 to "
           "--threads (e.g. --threads 2,1).")
   return env
+
+
+def diffusers_unet(layout, dropout):
+  """diffusers' UNet2DModel with the layout of gen_jax's nn.UNet (`layout`: its channels,
+  channel_multipliers, num_res_blocks, attention_resolutions, num_groups, and image_size,
+  image_channels (default 3)) and DDPM's choices (google/ddpm-cifar10-32's config.json; the same
+  function of the same weights as gen_jax's U-Net, tests/test_unet.py). Shared by
+  diffusion_vs_diffusers and flow_matching_vs_torchcfm."""
+  from diffusers import UNet2DModel
+  size, multipliers = layout["image_size"], layout["channel_multipliers"]
+  image_channels = layout.get("image_channels", 3)
+  attention = [size // 2 ** level in layout["attention_resolutions"] for level in range(len(multipliers))]
+  return UNet2DModel(
+      sample_size=size, in_channels=image_channels, out_channels=image_channels,
+      block_out_channels=tuple(layout["channels"] * m for m in multipliers),
+      layers_per_block=layout["num_res_blocks"],
+      down_block_types=tuple("AttnDownBlock2D" if a else "DownBlock2D" for a in attention),
+      up_block_types=tuple("AttnUpBlock2D" if a else "UpBlock2D" for a in reversed(attention)),
+      attention_head_dim=None,  # one head as wide as the block
+      norm_num_groups=layout["num_groups"], norm_eps=1e-6, downsample_padding=0,
+      time_embedding_type="positional", flip_sin_to_cos=False, freq_shift=1, dropout=dropout)
