@@ -30,8 +30,9 @@ def scipy_van_der_pol(t, y, mu=1.0):
 
 
 def test_linear_ode_error_falls_with_the_tolerance():
-  # Measured: errors 5.3e-4, 3.7e-6, 4.3e-8, 4.5e-10 at tol 1e-3 ... 1e-9 (14, 26, 50, 110
-  # evaluations, the same as scipy's RK45: same tableau, controller and starting step).
+  # Measured (diffrax 0.7.2's Dopri5 and PIDController): errors 5.3e-4, 6.0e-6, 7.1e-8, 6.7e-10 at tol
+  # 1e-3 ... 1e-9 in 14, 26, 50, 104 evaluations; scipy's RK45 (same tableau and starting step, a
+  # controller that also shrinks the step after an accepted one) 14, 26, 50, 110.
   exact = scipy.linalg.expm(A) @ Y0
   errors = []
   with jax.enable_x64(True):
@@ -45,16 +46,17 @@ def test_linear_ode_error_falls_with_the_tolerance():
       assert error < 2 * tol, (tol, error)
       reference = scipy.integrate.solve_ivp(lambda t, y: A @ y, (0, 1), Y0, method="RK45", rtol=tol,
                                             atol=tol)
-      assert abs(int(sol.num_function_evals) - reference.nfev) <= 6, (sol, reference.nfev)
+      assert int(sol.num_function_evals) <= reference.nfev, (sol, reference.nfev)
       assert int(sol.num_function_evals) == 2 + 6 * int(sol.num_steps + sol.num_rejected_steps)
       errors.append(error)
   assert all(b < a / 10 for a, b in zip(errors, errors[1:])), errors
 
 
 def test_nonlinear_ode_matches_scipy():
-  # Van der Pol (mu = 1) over [0, 5]. Measured: max error 1.4e-9 at rtol = atol = 1e-9 (782
-  # evaluations, 125 accepted and 5 rejected steps); 3.9e-5 at 1e-5 (188 evaluations); both as
-  # scipy's RK45.
+  # Van der Pol (mu = 1) over [0, 5]. Measured (diffrax 0.7.2): max error 2.0e-9 at rtol = atol = 1e-9
+  # (794 evaluations, 115 accepted and 17 rejected steps; scipy's RK45 1.4e-9 in 782); 7.2e-5 at 1e-5
+  # in 164 evaluations (scipy 3.9e-5 in 188). diffrax's controller never shrinks the step after an
+  # accepted one (scipy's does), so the two take different steps: compare errors, not steps.
   reference = scipy.integrate.solve_ivp(scipy_van_der_pol, (0, 5), [2.0, 0.0], method="RK45",
                                         rtol=1e-10, atol=1e-10).y[:, -1]
   with jax.enable_x64(True):
@@ -66,8 +68,9 @@ def test_nonlinear_ode_matches_scipy():
     loose = solve(1e-5)
   scipy_loose = scipy.integrate.solve_ivp(scipy_van_der_pol, (0, 5), [2.0, 0.0], method="RK45",
                                           rtol=1e-5, atol=1e-5)
-  assert abs(int(loose.num_function_evals) - scipy_loose.nfev) <= 6
-  np.testing.assert_allclose(np.asarray(loose.y), scipy_loose.y[:, -1], atol=1e-8)
+  assert int(loose.num_function_evals) <= scipy_loose.nfev
+  np.testing.assert_allclose(np.asarray(loose.y), reference, atol=2e-4)
+  np.testing.assert_allclose(np.asarray(loose.y), scipy_loose.y[:, -1], atol=1e-4)  # measured 3.3e-5
 
 
 def test_pytree_state_matches_the_flattened_solve():
@@ -179,6 +182,22 @@ def test_non_finite_state_is_reported():
       ode.raise_if_failed(sol)
   with pytest.raises(ValueError, match="needs a concrete ODESolution"):
     jax.jit(ode.raise_if_failed)(adaptive)
+
+
+def test_step_size_underflow_is_reported():
+  """dy/dt = (1 - t)^-3 blows up at t = 1: the steps shrink to the resolution of t there, both ways.
+
+  diffrax alone would retry a rejected step a few ulps long until max_steps (measured: 99,795 rejected
+  steps); solve_ode stops (measured in float32 forwards: 123 accepted and 98 rejected steps)."""
+  blow_up = lambda t, y: jnp.ones_like(y) / (1 - t) ** 3
+  solve = jax.jit(lambda t0, t1: ode.solve_ode(blow_up, jnp.ones(2), t0, t1, max_steps=100_000))
+  for t0, t1 in ((0.0, 2.0), (2.0, 0.0)):
+    sol = solve(t0, t1)
+    assert int(sol.status) == ode.STEP_SIZE_UNDERFLOW, sol
+    assert abs(float(sol.t) - 1.0) < 1e-5 and int(sol.num_steps + sol.num_rejected_steps) < 1000
+    assert bool(jnp.all(jnp.isfinite(sol.y)))
+    with pytest.raises(ValueError, match="step size underflowed"):
+      ode.raise_if_failed(sol)
 
 
 @pytest.mark.parametrize("method", ["rk4", "midpoint", "euler"])
