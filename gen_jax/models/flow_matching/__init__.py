@@ -9,9 +9,9 @@ continuous normalizing flow.
   couplings             independent and minibatch-OT (ott-jax Sinkhorn) pairings
   reflow                rectified flow's reflow: a trained model's (noise, sample) pairs and straightness
 """
-from gen_jax.models.flow_matching import couplings, paths
+from gen_jax.models.flow_matching import couplings, paths, reflow
 from gen_jax.models.flow_matching.flow_matching import FlowMatching
 from gen_jax.models.flow_matching.task import build_flow_matching_task, flow_matching_model, flow_matching_task
 
-__all__ = ["FlowMatching", "build_flow_matching_task", "couplings", "flow_matching_model", "flow_matching_task",
+__all__ = ["FlowMatching", "build_flow_matching_task", "couplings", "flow_matching_model", "flow_matching_task", "reflow",
            "paths"]

@@ -96,7 +96,7 @@ class FlowMatching(nn.Module):
     x_1 = self.to_model_space(x)
     batch = x_1.shape[0]
     labels = self._check_labels(labels, batch)
-    noise_rng, time_rng, eps_rng, pair_rng, drop_rng = jax.random.split(rng, 5)
+    noise_rng, time_rng, pair_rng, drop_rng = jax.random.split(rng, 4)
     x_0 = jax.random.normal(noise_rng, x_1.shape)
     if coupling == "minibatch_ot":
       i, j = couplings.minibatch_ot_pairs(pair_rng, x_0, x_1, ot_epsilon)
@@ -104,7 +104,14 @@ class FlowMatching(nn.Module):
       labels = None if labels is None else labels[j]
     if labels is not None and label_dropout:
       labels = drop_labels(drop_rng, labels, self.num_classes, label_dropout)
-    t = jax.random.uniform(time_rng, (batch,))
+    return self.pair_loss(x_0, x_1, jax.random.fold_in(time_rng, 1), train, labels)
+
+  def pair_loss(self, x_0: jax.Array, x_1: jax.Array, rng: jax.Array, train: bool = False,
+                labels: jax.Array | None = None) -> jax.Array:
+    """The loss per example [B] on given pairs (x_0, x_1) in model space (a coupling's draws, or
+    rectified flow's reflow pairs, `reflow`), t ~ U(0, 1)."""
+    time_rng, eps_rng = jax.random.split(rng)
+    t = jax.random.uniform(time_rng, (x_0.shape[0],))
     eps = jax.random.normal(eps_rng, x_1.shape) if self.sigma else None
     x_t, u_t = paths.interpolate(x_0, x_1, t, self.sigma, eps)
     return paths.squared_error(self.velocity(x_t, t, train=train, labels=labels), u_t)
