@@ -99,10 +99,11 @@ CLASSIFIER_CONFIGS = {"digits": "classifier_digits", "mnist_split": "classifier_
 DEFAULT_EXAMPLES = 128 * 1500  # examples seen by every family's run
 
 
-def budgeted_config(module: str, examples: int, batch_size: int, overrides: dict | None = None):
-  """`module`'s `:cpu` config trained on `examples` examples in batches of `batch_size` (the steps a
-  multiple of its steps per call), evaluated, sampled and saved once, at the end."""
-  config = importlib.import_module(f"experiments.configs.{module}").get_config("cpu")
+def budgeted_config(module: str, examples: int, batch_size: int, overrides: dict | None = None,
+                    variant: str = "cpu"):
+  """`module`'s `:cpu` config (or `:variant`, e.g. "cpu,ot") trained on `examples` examples in batches of
+  `batch_size` (the steps a multiple of its steps per call), evaluated, sampled and saved once, at the end."""
+  config = importlib.import_module(f"experiments.configs.{module}").get_config(variant)
   apply_overrides(config, overrides or {}, f"{module}'s config")
   t = config.train
   steps_per_call = t.steps_per_call
