@@ -180,7 +180,7 @@ def test_configs_and_refusals():
   ddpm = ddpm_digits.get_config("cpu")
   with pytest.raises(ValueError, match="unknown config variant.*'conditional'"):
     edm_digits.get_config("cpu,conditionl")
-  spec = DataSpec(name="vectors", event_shape=(2,), num_levels=None)
+  spec = DataSpec(name="vectors", event_shape=(2,), num_levels=None, kind="vector")
   discrete_eps = GaussianDiffusion(event_shape=(2,), denoiser=OptimalF(),
                                    schedule=schedules.make_schedule("linear_betas", 10), prediction="eps")
   with pytest.raises(ValueError, match="objective 'edm' .* needs model.prediction 'edm' or a continuous"):
