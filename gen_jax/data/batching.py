@@ -50,16 +50,19 @@ def batch_indices(step: int, batch_size: int, num_examples: int, seed: int) -> n
   return out
 
 
-def padded_batches(data: Any, batch_size: int) -> Iterator[tuple[Any, np.ndarray]]:
+def padded_batches(data: Any, batch_size: int, rows: slice | None = None) -> Iterator[tuple[Any, np.ndarray]]:
   """Yields (batch, mask) over `data` in order, every example exactly once.
 
   Args:
     data: an array [N, ...] or a pytree of arrays sharing the leading dimension N.
     batch_size: rows per batch; every yielded batch has exactly this many.
+    rows: only these rows [start, stop) of each batch are read and yielded (one process's share of a
+      global batch, `gen_jax.train.sharding.process_rows`); by default all.
 
   Yields:
-    batch: `data[start:start + batch_size]`, the last one padded with zeros to batch_size rows.
-    mask: float32 [batch_size], 1 for real examples and 0 for padding (sum of masks == N).
+    batch: `data[start:start + batch_size][rows]`, padded with zeros where the batch runs past N.
+    mask: float32 [batch_size], 1 for real examples and 0 for padding (sum of masks == N), always the
+      whole batch's mask.
   """
   checks.check_positive_int(batch_size, "batch_size")
   leaves = jax.tree.leaves(data)
@@ -69,15 +72,17 @@ def padded_batches(data: Any, batch_size: int) -> Iterator[tuple[Any, np.ndarray
   if any(leaf.shape[0] != num for leaf in leaves):
     raise ValueError(f"all arrays in data must share the leading dimension, got "
                      f"{[leaf.shape for leaf in leaves]}")
+  lo, hi, _ = (rows or slice(0, batch_size)).indices(batch_size)
   for start in range(0, num, batch_size):
     size = min(batch_size, num - start)
     mask = np.zeros(batch_size, np.float32)
     mask[:size] = 1.0
+    real = max(0, min(size, hi) - lo)  # of the rows read, how many are examples (the rest pad)
 
-    def pad(a, start=start, size=size):
-      a = np.asarray(a[start:start + size])
-      if size == batch_size:
+    def pad(a, start=start, real=real):
+      a = np.asarray(a[start + lo:start + lo + real])
+      if real == hi - lo:
         return a
-      return np.concatenate([a, np.zeros((batch_size - size,) + a.shape[1:], a.dtype)])
+      return np.concatenate([a, np.zeros((hi - lo - real,) + a.shape[1:], a.dtype)])
 
     yield jax.tree.map(pad, data), mask

@@ -23,6 +23,7 @@ import time
 
 import jax
 import ml_collections
+from jax.experimental import multihost_utils
 import numpy as np
 import tqdm
 
@@ -150,11 +151,14 @@ def examples(task: Task, dataset):
 
 def evaluate(task: Task, params, dataset, batch_size: int, key, mesh, evaluate_fn=None) -> dict[str, float]:
   """Masked average of `task.evaluate` over a whole split: the last partial batch is padded and masked,
-  never dropped or duplicated."""
+  never dropped or duplicated. Each process reads only its rows of each batch (`sharding.process_rows`);
+  the per-example values come back whole (replicated), so every process computes the same averages."""
   fn = evaluate_fn or jax.jit(task.evaluate)
   totals, count = {}, 0.0
-  for i, (batch, mask) in enumerate(data_lib.padded_batches(examples(task, dataset), batch_size)):
-    per_example = fn(params, sharding.put_global_batch(batch, sharding.batch_sharding(mesh)),
+  batch_sharding = sharding.batch_sharding(mesh)
+  rows = sharding.process_rows(batch_sharding, (batch_size,))
+  for i, (batch, mask) in enumerate(data_lib.padded_batches(examples(task, dataset), batch_size, rows)):
+    per_example = fn(params, sharding.put_process_batch(batch, batch_sharding, batch_size),
                      jax.random.fold_in(key, i))
     for name, values in per_example.items():
       totals[name] = totals.get(name, 0.0) + float(np.sum(np.asarray(values, np.float64) * mask))
@@ -194,9 +198,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, devices=
     return _train(config, workdir, mesh, train_ds, test_ds, strict_resume)
 
 
+def _agree(flag: bool) -> bool:
+  """Whether `flag` is set on any process (a SIGTERM may reach one host only); `flag` on one process."""
+  if jax.process_count() == 1:
+    return flag
+  return bool(np.any(multihost_utils.process_allgather(np.int32(flag))))
+
+
+def _local(variables):
+  """`variables` (replicated over the mesh) where this process alone can compute with them: as they are
+  on one process, copied to host memory on many (a jitted call on arrays that span other processes' devices
+  would wait for those processes to make the same call)."""
+  return variables if jax.process_count() == 1 else jax.device_get(variables)
+
+
 def _train(config, workdir, mesh, train_ds, test_ds, strict_resume):
   t = config.train
   is_chief = jax.process_index() == 0
+  multi_process = jax.process_count() > 1
   spec = train_ds.spec
   task = models.build_task(config, spec)
   init_state, state_sharding = step_lib.make_init_state(task, t.ema_decay, mesh)
@@ -204,9 +223,11 @@ def _train(config, workdir, mesh, train_ds, test_ds, strict_resume):
   key = jax.random.key(config.seed)
   init_key, train_key, eval_key, sample_key = jax.random.split(key, 4)
   num_train, train_examples = len(train_ds), examples(task, train_ds)
+  # batch s is the same global examples for any process count; each process reads only its rows of it
+  rows = sharding.process_rows(sharding.batch_sharding(mesh), (t.batch_size,))
   batch_at = lambda s: jax.tree.map(
-      lambda a: a[data_lib.batch_indices(s, t.batch_size, num_train, config.seed)], train_examples)
-  init_batch = batch_at(0)
+      lambda a: a[data_lib.batch_indices(s, t.batch_size, num_train, config.seed)[rows]], train_examples)
+  init_batch = sharding.put_process_batch(batch_at(0), sharding.batch_sharding(mesh), t.batch_size)
 
   manager = checkpoint.make_manager(os.path.join(workdir, "checkpoints"), t.keep_checkpoints)
   if manager.latest_step() is not None:
@@ -217,13 +238,16 @@ def _train(config, workdir, mesh, train_ds, test_ds, strict_resume):
     state, _, damaged = checkpoint.restore_newest_intact(manager, checkpoint.abstract_like(shapes, state_sharding),
                                                          strict=strict_resume)
     resumed = f"resuming from the checkpoint at step {int(state.step)} in {workdir}"
-    if damaged and is_chief:
+    if damaged:
       for report, moved in zip(damaged.values(), checkpoint.set_aside(manager, damaged)):
-        print(f"{report}: moved to {moved}", flush=True)
+        if is_chief:
+          print(f"{report}: moved to {moved}", flush=True)
   else:
-    state = init_state(init_key, sharding.put_global_batch(init_batch, sharding.batch_sharding(mesh)))
+    state = init_state(init_key, init_batch)
     resumed = f"starting in {workdir}"
   start = int(state.step)
+  if multi_process:  # every process has read the run's files before the chief rewrites them
+    multihost_utils.sync_global_devices("gen_jax: workdir checked")
   if is_chief:
     _write_run_files(workdir, config, spec)
     checkpoint.write_format(workdir, CHECKPOINT_FORMAT)
@@ -251,8 +275,8 @@ def _train(config, workdir, mesh, train_ds, test_ds, strict_resume):
     while step < t.num_steps:
       end = min((step // t.steps_per_call + 1) * t.steps_per_call, t.num_steps)
       batches = jax.tree.map(lambda *b: np.stack(b), *[batch_at(s) for s in range(step, end)])
-      state, metrics = train_steps(state, sharding.put_global_batch(batches, stacked_batch_sharding, 1),
-                                   train_key)
+      state, metrics = train_steps(state, sharding.put_process_batch(batches, stacked_batch_sharding,
+                                                                     t.batch_size, 1), train_key)
       metrics = jax.device_get(metrics)
       bad = step_lib.first_non_finite(metrics["loss"])
       if bad is not None:
@@ -286,22 +310,23 @@ def _train(config, workdir, mesh, train_ds, test_ds, strict_resume):
         if is_chief:
           bar.write(f"step {step}: " + ", ".join(f"eval/{k}={v:.4f}" for k, v in results.items()))
       if is_chief and sample_fn is not None and (step % t.sample_every == 0 or step == t.num_steps):
-        samples = np.asarray(sample_fn(state.eval_variables, jax.random.fold_in(sample_key, step),
+        samples = np.asarray(sample_fn(_local(state.eval_variables), jax.random.fold_in(sample_key, step),
                                        config.eval.num_samples))
         write_samples(os.path.join(workdir, "samples", f"step_{step}.png"), samples, spec,
                       reference=test_ds.data if spec.kind == "vector" else None)
         if task.figures is not None:
-          for name, grid in task.figures(state.eval_variables, jax.random.fold_in(sample_key, step),
+          for name, grid in task.figures(_local(state.eval_variables), jax.random.fold_in(sample_key, step),
                                          test_ds.data[:config.eval.num_samples]).items():
             visualize.save_image(os.path.join(workdir, "samples", f"{name}_step_{step}.png"), grid,
                                  upscale=4 if spec.event_shape[0] <= 16 else 2)
       if sample_metrics is not None and (step % config.eval.sample_metrics_every == 0 or step == t.num_steps):
-        scores = sample_metrics(state.eval_variables, jax.random.fold_in(metrics_key, step))
+        scores = sample_metrics(_local(state.eval_variables), jax.random.fold_in(metrics_key, step))
         log.write(step, scores)
         bar.write(f"step {step}: " + ", ".join(f"{k}={v:.4g}" for k, v in scores.items()))
-      if step % t.save_every == 0 or step == t.num_steps or termination.requested:
+      terminate = _agree(termination.requested)  # SIGTERM to any one process stops all at this step
+      if step % t.save_every == 0 or step == t.num_steps or terminate:
         checkpoint.save(manager, step, state)
-      if termination.requested:
+      if terminate:
         logging.warning("SIGTERM: saved a checkpoint at step %d and stopped", step)
         break
   manager.close()

@@ -23,6 +23,7 @@ import signal
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from jax.experimental import multihost_utils
 
 CHECKSUMS = "gen_jax_sha256"  # the custom-metadata key: {tree path: SHA-256 hex of the array's bytes}
 DAMAGED_DIR = "checkpoints_damaged"  # beside checkpoints/: where damaged steps are moved, never deleted
@@ -64,8 +65,12 @@ def check_format(workdir: str, checkpoint_format: int) -> None:
 
 
 def array_checksums(state) -> dict[str, str]:
-  """{tree path: SHA-256 of the leaf's bytes} of every array in `state` (gathered to the host: one
-  process holding whole arrays)."""
+  """{tree path: SHA-256 of the leaf's bytes} of every array in `state`, gathered to the host.
+
+  On many processes every one computes them: the train state is replicated over the mesh, so each
+  process holds every array whole and gets the same sums; Orbax writes process 0's with the step's
+  metadata, and after a restore every process verifies its own copy. (A state sharded across processes
+  would need `multihost_utils.process_allgather` first; `jax.device_get` refuses it rather than summing a part.)"""
   leaves = jax.tree_util.tree_leaves_with_path(jax.device_get(state))
   return {jax.tree_util.keystr(path): hashlib.sha256(np.ascontiguousarray(leaf).tobytes()).hexdigest()
           for path, leaf in leaves}
@@ -176,18 +181,25 @@ def state_differences(manager: ocp.CheckpointManager, abstract_state) -> list[st
 
 def set_aside(manager: ocp.CheckpointManager, steps) -> list[str]:
   """Moves the directories of `steps` (damaged ones) out of the checkpoint directory into
-  `checkpoints_damaged/` beside it, so the run can save those steps again; returns the new paths."""
+  `checkpoints_damaged/` beside it, so the run can save those steps again; returns the new paths.
+
+  On many processes (one shared checkpoint directory) process 0 moves them and every process waits
+  for it before reloading; process 0 returns the new paths, the others [].
+  """
   directory = str(manager.directory)
   aside = os.path.join(os.path.dirname(directory), DAMAGED_DIR)
-  os.makedirs(aside, exist_ok=True)
   moved = []
-  for step in steps:
-    target = os.path.join(aside, str(step))
-    suffix = 1
-    while os.path.exists(target):
-      target, suffix = os.path.join(aside, f"{step}.{suffix}"), suffix + 1
-    shutil.move(os.path.join(directory, str(step)), target)
-    moved.append(target)
+  if jax.process_index() == 0:
+    os.makedirs(aside, exist_ok=True)
+    for step in steps:
+      target = os.path.join(aside, str(step))
+      suffix = 1
+      while os.path.exists(target):
+        target, suffix = os.path.join(aside, f"{step}.{suffix}"), suffix + 1
+      shutil.move(os.path.join(directory, str(step)), target)
+      moved.append(target)
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices("gen_jax: damaged checkpoints set aside")
   manager.reload()
   return moved
 

@@ -35,16 +35,36 @@ def check_divisible(batch_size: int, mesh: Mesh, name: str = "batch_size") -> No
     raise ValueError(f"{name} must be a multiple of the number of devices ({n}), got {batch_size}")
 
 
+def process_rows(sharding: NamedSharding, global_shape: tuple[int, ...], example_axis: int = 0) -> slice:
+  """The rows [start, stop) of the example axis that this process's devices hold under `sharding`
+  (all rows on one process; one contiguous block of B / process_count rows of each on many)."""
+  starts, stops = set(), set()
+  for index in sharding.addressable_devices_indices_map(tuple(global_shape)).values():
+    start, stop, _ = index[example_axis].indices(global_shape[example_axis])
+    starts.add(start), stops.add(stop)
+  start, stop = min(starts), max(stops)
+  return slice(start, stop)
+
+
+def put_process_batch(local_batch, sharding: NamedSharding, global_size: int, example_axis: int = 0):
+  """Assembles a global batch of `global_size` examples from each process's own rows (`process_rows`):
+  `local_batch` is an array, or pytree of arrays, holding only this process's rows on `example_axis`."""
+  def put(local: np.ndarray) -> jax.Array:
+    shape = list(np.shape(local))
+    shape[example_axis] = global_size
+    return jax.make_array_from_process_local_data(sharding, np.asarray(local), tuple(shape))
+
+  return jax.tree.map(put, local_batch)
+
+
 def put_global_batch(batch, sharding: NamedSharding, example_axis: int = 0):
   """Places a global batch (the same numpy array, or pytree of arrays, on every process) sharded over the mesh.
 
-  Each process contributes only its own rows, so this also works on many hosts.
+  Each process contributes only its own rows (`process_rows`), so this also works on many hosts.
   """
-  n_proc, proc = jax.process_count(), jax.process_index()
-
   def put(array: np.ndarray) -> jax.Array:
-    rows = array.shape[example_axis] // n_proc
-    local = np.take(array, np.arange(proc * rows, (proc + 1) * rows), axis=example_axis)
+    rows = process_rows(sharding, array.shape, example_axis)
+    local = np.take(array, np.arange(rows.start, rows.stop), axis=example_axis)
     return jax.make_array_from_process_local_data(sharding, local, array.shape)
 
   return jax.tree.map(put, batch)

@@ -1,0 +1,166 @@
+"""Multi-process runs on JAX's multi-controller runtime: 2 processes on this machine (CPU devices, gloo
+collectives, the coordinator on 127.0.0.1) train the quick start like one process with the same global
+batch, and a run resumes on another number of processes and devices to the same result."""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+import gen_jax
+from gen_jax.drivers import distributed
+from gen_jax.train.metrics_log import read_metrics
+from tests.conftest import REPO
+
+# the quick start (Glow on the 8x8 digits), shrunk to compile and run in seconds
+QUICKSTART = ["--config=experiments/configs/quickstart.py", "--config.model.num_scales=1", "--config.model.num_steps=1",
+              "--config.model.hidden_channels=8", "--config.train.batch_size=32", "--config.eval.batch_size=100",
+              "--config.eval.num_samples=16", "--config.train.steps_per_call=1", "--config.train.log_every=1",
+              "--config.train.eval_every=2", "--config.train.save_every=2", "--config.train.sample_every=100",
+              "--config.train.keep_checkpoints=10"]
+TOLERANCE = dict(rtol=1e-5, atol=1e-6)  # float32 sums reduced across processes in another order
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def start(workdir, num_steps, processes=1, devices=1, extra=()):
+  """Starts `experiments.main` as `processes` processes with `devices` fake CPU devices each; returns the Popens."""
+  port = _free_port()
+  env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+  procs = []
+  for i in range(processes):
+    dist = [] if processes == 1 else [f"--coordinator_address=127.0.0.1:{port}", f"--num_processes={processes}",
+                                      f"--process_id={i}"]
+    log = open(f"{workdir}.p{i}.log", "w")
+    procs.append(subprocess.Popen([sys.executable, "-m", "experiments.main", *QUICKSTART, *extra, *dist,
+                                   f"--config.train.num_steps={num_steps}", f"--workdir={workdir}"],
+                                  cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT))
+  return procs
+
+
+def wait(procs, workdir, timeout=300):
+  try:
+    codes = [p.wait(timeout=timeout) for p in procs]
+  finally:
+    for p in procs:
+      if p.poll() is None:
+        p.kill()
+  logs = "\n".join(open(f"{workdir}.p{i}.log").read()[-2000:] for i in range(len(procs)))
+  assert codes == [0] * len(procs), logs
+
+
+def run(workdir, num_steps, processes=1, devices=1, extra=()):
+  wait(start(workdir, num_steps, processes, devices, extra), workdir)
+
+
+def metrics_of(workdir):
+  """metrics.jsonl without the wall-clock speed."""
+  return [{k: v for k, v in m.items() if k != "train/steps_per_sec"} for m in read_metrics(workdir / "metrics.jsonl")]
+
+
+def assert_same_metrics(got, expected):
+  assert [sorted(m) for m in got] == [sorted(m) for m in expected]  # the same lines, the same names
+  for g, e in zip(got, expected):
+    assert g["step"] == e["step"]
+    np.testing.assert_allclose([g[k] for k in sorted(g)], [e[k] for k in sorted(e)], **TOLERANCE)
+
+
+def params_of(workdir, step=None):
+  return jax.tree.leaves(jax.device_get(gen_jax.load_run(str(workdir), step=step, use_ema=False).all_params))
+
+
+def assert_same_params(got, expected):
+  assert len(got) == len(expected)
+  for g, e in zip(got, expected):
+    np.testing.assert_allclose(g, e, **TOLERANCE)
+
+
+@pytest.mark.parametrize("mode, address, num, index, message", [
+    ("none", None, 2, None, "missing --coordinator_address, --process_id"),
+    ("none", "127.0.0.1:1234", 2, 2, r"--process_id must be in \[0, 2\)"),
+    ("none", "127.0.0.1", 2, 0, "HOST:PORT"),
+    ("auto", None, 2, None, "drop --num_processes"),
+    ("mpi", None, None, None, "must be one of none, auto"),
+])
+def test_bad_distributed_flags_fail_early_naming_what_was_expected(mode, address, num, index, message):
+  with pytest.raises(ValueError, match=message):
+    distributed.check_arguments(mode, address, num, index)
+  assert not distributed.check_arguments("none", None, None, None)  # one process: nothing to start
+
+
+@pytest.mark.slow
+def test_experiments_main_refuses_an_incomplete_multi_process_command_line(tmp_path):
+  result = subprocess.run([sys.executable, "-m", "experiments.main", *QUICKSTART, "--num_processes=2",
+                           f"--workdir={tmp_path}"], cwd=REPO, capture_output=True, text=True, timeout=120)
+  assert result.returncode != 0
+  assert "missing --coordinator_address, --process_id" in result.stderr
+  assert not os.listdir(tmp_path)  # refused before anything was written
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+  """The reference (1 process, 1 device, 8 steps) and the same run on 2 processes for 4 steps, side by side."""
+  root = tmp_path_factory.mktemp("multiprocess")
+  reference, two = root / "reference", root / "two"
+  procs = start(reference, 8) + start(two, 4, processes=2)
+  wait(procs[:1], reference)
+  wait(procs[1:], two)
+  return reference, two
+
+
+@pytest.mark.slow
+def test_two_processes_train_like_one_with_the_same_global_batch(runs):
+  reference, two = runs
+  got, expected = metrics_of(two), [m for m in metrics_of(reference) if m["step"] <= 4]
+  assert len(got) == 6 and [m["step"] for m in got] == [1, 2, 2, 3, 4, 4]  # train lines, eval at 2 and 4
+  assert_same_metrics(got, expected)
+  assert_same_params(params_of(two), params_of(reference, step=4))
+  assert (two / "samples" / "step_4.png").exists()  # written by process 0
+  assert len(list(two.glob("events.out.tfevents.*"))) == 1  # one TensorBoard writer: process 0's
+
+
+@pytest.mark.slow
+def test_a_two_process_checkpoint_resumes_on_one_process_and_on_two_with_two_devices_each(runs, tmp_path):
+  reference, two = runs
+  one, four = tmp_path / "one", tmp_path / "two_by_two"
+  shutil.copytree(two, one)
+  shutil.copytree(two, four)
+  procs = start(one, 8, devices=2) + start(four, 8, processes=2, devices=2)
+  wait(procs[:1], one)
+  wait(procs[1:], four)
+  expected_params, expected_metrics = params_of(reference), metrics_of(reference)
+  for resumed in (one, four):
+    assert "resuming from the checkpoint at step 4" in open(f"{resumed}.p0.log").read()
+    assert_same_metrics(metrics_of(resumed), expected_metrics)
+    assert_same_params(params_of(resumed), expected_params)
+
+
+@pytest.mark.slow
+def test_sigterm_to_one_of_two_processes_saves_one_checkpoint_that_resumes_to_the_uninterrupted_result(runs, tmp_path):
+  reference, two = runs
+  workdir = tmp_path / "preempted"
+  shutil.copytree(two, workdir)  # at step 4; the SIGTERM comes while step 5 compiles
+  procs = start(workdir, 8, processes=2)
+  deadline = time.monotonic() + 120
+  while "resuming from the checkpoint at step 4" not in open(f"{workdir}.p0.log").read():
+    assert time.monotonic() < deadline and procs[0].poll() is None, open(f"{workdir}.p0.log").read()[-2000:]
+    time.sleep(0.2)
+  time.sleep(1.0)  # past the barrier that follows that line, into the loop (its SIGTERM handler)
+  procs[1].send_signal(signal.SIGTERM)  # process 1 only: process 0 learns of it at the next step boundary
+  wait(procs, workdir)  # both exit cleanly
+  saved = sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
+  assert 4 < saved[-1] < 8, saved  # stopped early, with a checkpoint where it stopped
+  assert f"SIGTERM: saved a checkpoint at step {saved[-1]}" in open(f"{workdir}.p0.log").read()
+  run(workdir, 8)  # resumed on 1 process
+  assert_same_metrics(metrics_of(workdir), metrics_of(reference))
+  assert_same_params(params_of(workdir), params_of(reference))
