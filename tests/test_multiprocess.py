@@ -164,3 +164,40 @@ def test_sigterm_to_one_of_two_processes_saves_one_checkpoint_that_resumes_to_th
   run(workdir, 8)  # resumed on 1 process
   assert_same_metrics(metrics_of(workdir), metrics_of(reference))
   assert_same_params(params_of(workdir), params_of(reference))
+
+
+TOY_WITH_FID = """
+import sys
+sys.path.insert(0, {repo!r})
+from gen_jax.drivers import distributed
+num, index, port = {num}, {index}, {port}
+if num > 1:
+  distributed.initialize(coordinator_address=f"127.0.0.1:{{port}}", num_processes=num, process_id=index)
+from gen_jax.drivers import loop
+from tests.test_train_loop import tiny_toy_config
+config = tiny_toy_config(num_steps=10, k=5)
+config.eval.sample_metrics, config.eval.feature_network = ("fid",), "identity"
+config.eval.sample_metrics_every, config.eval.sample_metrics_num_samples = 5, 400
+loop.train_and_evaluate(config, {workdir!r})
+"""
+
+
+@pytest.mark.slow
+def test_test_bits_per_dim_and_sample_fid_of_two_processes_equal_one_process(tmp_path):
+  """The toy RealNVP with FID (identity features) during training: 2 processes log what 1 process logs."""
+  port, procs = _free_port(), []
+  for workdir, num in ((tmp_path / "one", 1), (tmp_path / "two", 2)):
+    for i in range(num):
+      log = open(f"{workdir}.p{i}.log", "w")
+      script = TOY_WITH_FID.format(repo=REPO, num=num, index=i, port=port, workdir=str(workdir))
+      procs.append((workdir, subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stdout=log,
+                                              stderr=subprocess.STDOUT)))
+  wait([p for w, p in procs if w.name == "one"], tmp_path / "one")
+  wait([p for w, p in procs if w.name == "two"], tmp_path / "two")
+  one, two = metrics_of(tmp_path / "one"), metrics_of(tmp_path / "two")
+  fid = [m["sample/fid"] for m in two if "sample/fid" in m]
+  assert len(fid) == 2 and all(np.isfinite(fid)), two
+  assert sum("eval/nll" in m for m in two) == 2
+  # sample/seconds is a wall-clock time like steps_per_sec
+  drop = lambda ms: [{k: v for k, v in m.items() if k != "sample/seconds"} for m in ms]
+  assert_same_metrics(drop(two), drop(one))

@@ -8,8 +8,8 @@ implements a collective: JAX's coordinator service does both.
 Three ways to start (`initialize`), chosen by the command line:
   - none (the default): one process, nothing is called;
   - `auto`: `jax.distributed.initialize()` with no arguments, which reads the cluster's environment
-    (Slurm's SLURM_* variables, Open MPI's OMPI_*, a Cloud TPU pod's metadata, or the JAX_COORDINATOR_ADDRESS,
-    JAX_NUM_PROCESSES, JAX_PROCESS_ID variables);
+    (JAX 0.10's detectors: Slurm's SLURM_* variables, Open MPI's OMPI_*, mpi4py, Kubernetes, a Cloud TPU
+    pod's metadata; JAX_COORDINATOR_ADDRESS, if set, overrides the detected coordinator);
   - explicit: `coordinator_address` (host:port of process 0), `num_processes` and `process_id`, all three.
 
 It must run before any other JAX call (one that touches a backend: `jax.devices()`, creating an array),
