@@ -197,7 +197,10 @@ def test_trajectories_equal_diffusers_dpm_solver_multistep(num_steps, lower_orde
   theirs = diffusers_trajectory(z_1, indices[:-1], lower_order_final, alphas_cumprod=abar)
   ours, scanned = our_trajectory(z_1, times, lower_order_final)
   error = np.abs(ours - theirs) / np.maximum(1.0, np.abs(theirs))
-  assert error.max() < 1e-5, (error.max(), np.unravel_index(error.argmax(), error.shape))
+  # 999 float32 steps: the rounding walk differs between machines and installs (6.2e-6 when first
+  # measured, 1.15e-5 on 2026-12-06 at step 812 of the same chain); the short chains stay near 1e-6.
+  tolerance = 1e-5 if num_steps <= 20 else 3e-5
+  assert error.max() < tolerance, (error.max(), np.unravel_index(error.argmax(), error.shape))
   np.testing.assert_allclose(scanned, ours[-1], atol=2e-6, rtol=0)  # the scan is the same loop
   if num_steps == 10:  # diffusers' own float32 table: 1.3e-5 with a second-order final step
     own = diffusers_trajectory(z_1, indices[:-1], lower_order_final)

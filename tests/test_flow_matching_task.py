@@ -51,7 +51,19 @@ def test_a_conditional_minibatch_ot_run_samples_each_class(tmp_path):
   assert run.task.uses_labels
   samples = run.task.sample(run.all_params, jax.random.key(0), 12)
   assert samples.shape == (12, 8, 8, 1) and samples.dtype == jnp.uint8
+  # Data alone is scored by the unconditional model of the null label, data with labels conditionally.
+  x = load_dataset("digits", "test").data[:4]
+  options = {"method": "midpoint", "num_steps": 2, "divergence": "exact"}
+  marginal = np.asarray(run.log_likelihood(x, **options))
+  conditional = np.asarray(run.task.log_likelihoods["change_of_variables"](
+      run.all_params, {"data": x, "label": np.array([0, 1, 2, 3], np.int32)}, jax.random.key(0), **options))
+  assert np.all(np.isfinite(marginal)) and np.all(np.isfinite(conditional))
   model = run.task.model
+  direct = lambda labels: np.asarray(model.apply(
+      run.all_params["model"], x, jax.random.key(0),
+      method=lambda m, x, r: m.log_prob(x, r, "exact", labels, method="midpoint", num_steps=2)))
+  np.testing.assert_allclose(marginal, direct(np.full(4, 10, np.int32)), rtol=1e-6)  # the null label
+  np.testing.assert_allclose(conditional, direct(np.array([0, 1, 2, 3], np.int32)), rtol=1e-6)
   with pytest.raises(ValueError, match="needs labels"):
     model.apply(run.all_params["model"], jax.random.key(0), 2, method=model.sample)
 

@@ -11,7 +11,9 @@ config.flow_matching (the keyword options of `flow_matching_task`):
   latent_steps    midpoint steps of `Task.latent`'s decode / encode maps.
 Evaluation reports the flow-matching loss; `Task.log_likelihoods["change_of_variables"]` is the
 continuous-normalizing-flow log-likelihood (options divergence "hutchinson" / "exact", method, rtol,
-atol, num_steps), a dequantization bound for images, in nats of the data as stored.
+atol, num_steps), a dequantization bound for images, in nats of the data as stored; a class-conditional
+model gives log p(x | c) for labelled batches and, for data alone, log p(x) of the unconditional model
+it learned under the null label.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from gen_jax.data.spec import DataSpec
 from gen_jax.models.flow_matching import couplings
 from gen_jax.models.flow_matching.flow_matching import SAMPLE_METHODS, FlowMatching
 from gen_jax.nn import TimeConditionedMLP, UNet
+from gen_jax.nn.label_embedding import null_labels
 from gen_jax.train.config_section import section_options
 from gen_jax.train.optimizer import make_optimizer
 from gen_jax.train.task import LatentSpace, Task, gradient_update
@@ -92,6 +95,10 @@ def flow_matching_task(model: FlowMatching, spec: DataSpec, optimizer: optax.Gra
                        method=model.sample)
 
   def log_change_of_variables(params, batch, rng, divergence="hutchinson", **solver_options):
+    # A conditional model scores {"data", "label"} batches by log p(x | c), and data alone (as
+    # `Run.log_likelihood` passes it) by log p(x) of the unconditional model it learned under the null label.
+    if conditional and not isinstance(batch, dict):
+      batch = {"data": batch, "label": null_labels(batch.shape[0], model.num_classes)}
     data, labels = split(batch)
     return model.apply(params["model"], data, rng,
                        method=lambda m, x, r: m.log_prob(x, r, divergence, labels, **solver_options))
