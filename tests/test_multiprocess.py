@@ -201,3 +201,21 @@ def test_test_bits_per_dim_and_sample_fid_of_two_processes_equal_one_process(tmp
   # sample/seconds is a wall-clock time like steps_per_sec
   drop = lambda ms: [{k: v for k, v in m.items() if k != "sample/seconds"} for m in ms]
   assert_same_metrics(drop(two), drop(one))
+
+
+@pytest.mark.slow
+def test_two_processes_verify_checksums_set_a_damaged_step_aside_once_and_resume_from_the_intact_one(runs, tmp_path):
+  from tests.test_checkpoint_faults import _flip, _largest_data_file
+  reference, two = runs
+  workdir = tmp_path / "damaged"
+  shutil.copytree(two, workdir)
+  _flip(_largest_data_file(workdir / "checkpoints" / "4"))  # bytes Orbax restores silently; the checksums do not
+  run(workdir, 8, processes=2)
+  log = open(f"{workdir}.p0.log").read()
+  damaged = [line for line in log.splitlines() if "moved to" in line]
+  assert len(damaged) == 1 and "checkpoints/4" in damaged[0], log  # named in one line
+  assert "resuming from the checkpoint at step 2" in log, log
+  assert os.listdir(workdir / "checkpoints_damaged") == ["4"]  # moved once, by process 0
+  assert "moved to" not in open(f"{workdir}.p1.log").read()
+  assert_same_metrics(metrics_of(workdir), metrics_of(reference))
+  assert_same_params(params_of(workdir), params_of(reference))
