@@ -119,3 +119,21 @@ def set_schedule(config, every: int | None = None, **train_fields) -> None:
     config.train[name] = value
   if every is not None:
     config.train.eval_every = config.train.sample_every = config.train.save_every = every
+
+
+def set_unet(config: ml_collections.ConfigDict, variants: set[str], channel_multipliers: tuple[int, ...],
+             attention_resolutions: tuple[int, ...]) -> None:
+  """DDPM's U-Net (`gen_jax.nn.UNet`) fields on config.model and its learning rate, the `cpu` variant's
+  smaller network (shared by the diffusion and flow-matching image configs)."""
+  config.model.channels = 64
+  config.model.channel_multipliers = channel_multipliers
+  config.model.num_res_blocks = 2
+  config.model.attention_resolutions = attention_resolutions
+  config.model.dropout = 0.1
+  config.model.num_groups = 32
+  config.optim.learning_rate = 2e-4
+  if "cpu" in variants:
+    config.model.channels = 32
+    config.model.num_res_blocks = 1
+    config.model.num_groups = 8
+    config.optim.learning_rate = 1e-3

@@ -5,7 +5,7 @@ U-Net takes the 10 digit classes (and a null label), trains with 10% of the labe
 samples the classes in turn with classifier-free guidance scale 2 (Ho & Salimans 2022)."""
 import ml_collections
 
-from experiments.configs.base import digits_config, parse_variant
+from experiments.configs.base import digits_config, parse_variant, set_unet
 
 OWN_VARIANTS = ("conditional",)
 
@@ -16,24 +16,13 @@ def set_ddpm(config: ml_collections.ConfigDict, variants: set[str],
   configs); the `conditional` variant adds the classes and classifier-free guidance."""
   config.model.name = "diffusion"
   config.model.denoiser = "unet"
-  config.model.channels = 64
-  config.model.channel_multipliers = channel_multipliers
-  config.model.num_res_blocks = 2
-  config.model.attention_resolutions = attention_resolutions
-  config.model.dropout = 0.1
-  config.model.num_groups = 32
+  set_unet(config, variants, channel_multipliers, attention_resolutions)
   config.model.schedule = "linear_betas"
   config.model.num_timesteps = 1000
   config.model.prediction = "eps"
-  config.optim.learning_rate = 2e-4
   # sample_steps None: all 999 steps
   config.diffusion = ml_collections.ConfigDict({"objective": "simple", "sample_steps": None, "sample_eta": 1.0,
                                                "sampler": "ddim"})
-  if "cpu" in variants:
-    config.model.channels = 32
-    config.model.num_res_blocks = 1
-    config.model.num_groups = 8
-    config.optim.learning_rate = 1e-3
   if "conditional" in variants:
     config.model.num_classes = 10
     config.diffusion.label_dropout = 0.1

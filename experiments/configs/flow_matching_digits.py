@@ -6,7 +6,7 @@ DDPM's U-Net as the velocity network, midpoint sampling in 50 steps (100 network
 """
 import ml_collections
 
-from experiments.configs.base import digits_config
+from experiments.configs.base import digits_config, set_unet
 
 VARIANTS = ("ot", "conditional")
 
@@ -22,24 +22,13 @@ def set_flow_matching(config: ml_collections.ConfigDict, variants: set[str], cha
   """The model and the flow_matching section on an image data config (shared by the digits and MNIST configs)."""
   config.model.name = "flow_matching"
   config.model.network = "unet"
-  config.model.channels = 64
-  config.model.channel_multipliers = channel_multipliers
-  config.model.num_res_blocks = 2
-  config.model.attention_resolutions = attention_resolutions
-  config.model.dropout = 0.1
-  config.model.num_groups = 32
+  set_unet(config, variants, channel_multipliers, attention_resolutions)
   config.model.sigma = 0.0
-  config.optim.learning_rate = 2e-4
   config.flow_matching = ml_collections.ConfigDict({
       "coupling": "minibatch_ot" if "ot" in variants else "independent", "sampler": "midpoint",
       "sample_steps": 50, "label_dropout": 0.1, "guidance_scale": 2.0 if "conditional" in variants else 1.0})
   if "conditional" in variants:
     config.model.num_classes = 10
-  if "cpu" in variants:
-    config.model.channels = 32
-    config.model.num_res_blocks = 1
-    config.model.num_groups = 8
-    config.optim.learning_rate = 1e-3
 
 
 def get_config(arg: str | None = None):
