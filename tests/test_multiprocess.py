@@ -99,11 +99,16 @@ def test_bad_distributed_flags_fail_early_naming_what_was_expected(mode, address
 
 
 @pytest.mark.slow
-def test_experiments_main_refuses_an_incomplete_multi_process_command_line(tmp_path):
-  result = subprocess.run([sys.executable, "-m", "experiments.main", *QUICKSTART, "--num_processes=2",
-                           f"--workdir={tmp_path}"], cwd=REPO, capture_output=True, text=True, timeout=120)
+@pytest.mark.parametrize("flags, message", [
+    (["--num_processes=2"], "missing --coordinator_address, --process_id"),
+    (["--distributed=auto"], "--distributed=auto found no cluster that JAX detects"),  # none here
+])
+def test_experiments_main_refuses_a_multi_process_command_line_it_cannot_start(flags, message, tmp_path):
+  env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "OMPI_", "JAX_COORDINATOR"))}
+  result = subprocess.run([sys.executable, "-m", "experiments.main", *QUICKSTART, *flags, f"--workdir={tmp_path}"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
   assert result.returncode != 0
-  assert "missing --coordinator_address, --process_id" in result.stderr
+  assert message in result.stderr
   assert not os.listdir(tmp_path)  # refused before anything was written
 
 

@@ -64,7 +64,12 @@ def initialize(mode: str = "none", coordinator_address: str | None = None, num_p
     return False
   jax.config.update("jax_cpu_collectives_implementation", "gloo")
   if mode == "auto":
-    jax.distributed.initialize(initialization_timeout=initialization_timeout)
+    try:
+      jax.distributed.initialize(initialization_timeout=initialization_timeout)
+    except ValueError as error:  # JAX's own words are terse ("coordinator_address should be defined.")
+      raise ValueError(f"--distributed=auto found no cluster that JAX detects (Slurm, Open MPI, mpi4py, Kubernetes, "
+                       f"a Cloud TPU pod) to read the processes from ({error}); run under one, or give "
+                       "--coordinator_address, --num_processes and --process_id") from error
   else:
     jax.distributed.initialize(coordinator_address=coordinator_address, num_processes=num_processes,
                                process_id=process_id, initialization_timeout=initialization_timeout)

@@ -11,6 +11,14 @@ Writes into `workdir`:
 A run is a pure function of its config: batch `s` is drawn by `batch_indices(s, ...)` and step `s` uses
 `fold_in(key, s)`, and compiled chunks of `steps_per_call` steps start at multiples of it, so a run killed
 at any moment and restarted from its last checkpoint ends with the same params as an uninterrupted run.
+
+On many processes (after `gen_jax.drivers.distributed.initialize`) the Mesh spans every process's
+devices: each process reads only its rows of batch `s` and of each evaluation batch, which
+`jax.make_array_from_process_local_data` assembles into the global batch (the config's size, the same
+examples for any process count); every process takes part in each step, evaluation and checkpoint
+(Orbax's multi-process save and restore), and process 0 alone writes the logs, metrics.jsonl,
+TensorBoard events, samples and figures (those from a host copy of the replicated params). A SIGTERM
+to any one process stops all of them after the same step, with one checkpoint.
 """
 from __future__ import annotations
 
