@@ -531,7 +531,8 @@ def compare(data: str, workdir: str, *, runs: dict | None = None, classifier_dir
   return rows
 
 
-def _pairs(text: str, what: str) -> dict:
+def parse_pairs(text: str, what: str) -> dict:
+  """"a=1,b=2" -> {"a": "1", "b": "2"}; an item without "=" raises naming `what`."""
   pairs = {}
   for item in filter(None, (text or "").split(",")):
     if "=" not in item:
@@ -539,6 +540,18 @@ def _pairs(text: str, what: str) -> dict:
     name, value = item.split("=", 1)
     pairs[name] = value
   return pairs
+
+
+def parse_overrides(items: list[str], parser: argparse.ArgumentParser) -> dict:
+  """`--set RUN:FIELD=VALUE` items -> {RUN: {FIELD: the JSON VALUE}}; a malformed item is a parser error."""
+  overrides = {}
+  for item in items:
+    run, _, assignment = item.partition(":")
+    field, _, value = assignment.partition("=")
+    if not (run and field and value):
+      parser.error(f"--set {item!r}: expected NAME:FIELD=VALUE")
+    overrides.setdefault(run, {})[field] = json.loads(value)
+  return overrides
 
 
 def main(argv=None) -> int:
@@ -555,15 +568,9 @@ def main(argv=None) -> int:
   parser.add_argument("--set", action="append", default=[],
                       help="a config override for one family, FAMILY:FIELD=VALUE (JSON value), repeatable")
   args = parser.parse_args(argv)
-  overrides = {}
-  for item in args.set:
-    family, _, assignment = item.partition(":")
-    name, _, value = assignment.partition("=")
-    if not (family and name and value):
-      parser.error(f"--set {item!r}: expected FAMILY:FIELD=VALUE")
-    overrides.setdefault(family, {})[name] = json.loads(value)
+  overrides = parse_overrides(args.set, parser)
   try:
-    runs = _pairs(args.runs, "--runs")
+    runs = parse_pairs(args.runs, "--runs")
     seeds = tuple(int(s) for s in args.seeds.split(","))
   except (argparse.ArgumentTypeError, ValueError) as error:
     parser.error(str(error))

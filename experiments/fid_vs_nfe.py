@@ -309,15 +309,9 @@ def main(argv=None) -> int:
   parser.add_argument("--set", action="append", default=[],
                       help="a config override for one run, NAME:FIELD=VALUE (JSON value), repeatable")
   args = parser.parse_args(argv)
-  overrides = {}
-  for item in args.set:
-    name, _, assignment = item.partition(":")
-    field, _, value = assignment.partition("=")
-    if not (name and field and value):
-      parser.error(f"--set {item!r}: expected NAME:FIELD=VALUE")
-    overrides.setdefault(name, {})[field] = json.loads(value)
+  overrides = compare.parse_overrides(args.set, parser)
   try:
-    runs = compare._pairs(args.runs, "--runs")  # pylint: disable=protected-access
+    runs = compare.parse_pairs(args.runs, "--runs")
     nfe = tuple(int(v) for v in args.nfe.split(",") if v)
     tolerances, scales = _floats(args.tolerances), _floats(args.guidance_scales)
   except (argparse.ArgumentTypeError, ValueError) as error:
