@@ -18,8 +18,8 @@ TINY = {
 
 @pytest.mark.slow
 def test_every_sampler_on_digits_in_one_report(tmp_path):
-  report = fid_vs_nfe.fid_vs_nfe("digits", str(tmp_path), examples=32, batch_size=16, num_samples=30, nfe=(4, 20),
-                                 tolerances=(1e-1,), scales=(0.0, 1.0, 3.0), overrides=TINY, log=lambda _: None)
+  report = fid_vs_nfe.fid_vs_nfe("digits", str(tmp_path), examples=32, batch_size=16, num_samples=30, nfe=(4,),
+                                 tolerances=(1e-1,), scales=(1.0, 3.0), overrides=TINY, log=lambda _: None)
   for name in ("classifier", "diffusion", "flow_matching", "flow_matching_ot", "flow_matching_conditional"):
     assert os.path.exists(tmp_path / name / "config.json"), name
   assert report["runs"]["flow_matching_ot"]["config"] == "flow_matching_digits:cpu,ot"
@@ -27,28 +27,28 @@ def test_every_sampler_on_digits_in_one_report(tmp_path):
   curves = report["fid_against_nfe"]
   assert all(np.isfinite(p["fid"]) and p["fid"] >= 0 for p in curves)
   # The 9-transition chain: NFE 4 (3 steps + the decoder; EDM Heun 2 steps of 2, the last Euler, + the
-  # decoder); NFE 20 needs 19 steps (10 for Heun) and is skipped.
+  # decoder). One NFE target only: each target compiles every sampler again (the test's cost).
   diffusion = [(p["sampler"], p["steps"], p["nfe"]) for p in curves if p["run"] == "diffusion"]
   assert diffusion == [("DDPM ancestral", 3, 4), ("DDIM", 3, 4), ("DPM-Solver++(2M)", 3, 4), ("EDM Heun", 2, 4)]
   for run in ("flow_matching", "flow_matching_ot"):
     points = [(p["sampler"], p["steps"], p["nfe"]) for p in curves if p["run"] == run]
-    assert points[:4] == [("euler", 4, 4), ("euler", 20, 20), ("midpoint", 2, 4), ("midpoint", 10, 20)], run
+    assert points[:2] == [("euler", 4, 4), ("midpoint", 2, 4)], run
     dopri = [p for p in curves if p["run"] == run and p["sampler"] == "dopri5"]
     assert len(dopri) == 1 and dopri[0]["tolerance"] == 0.1 and dopri[0]["steps"] is None
     # FSAL: 2 startup evaluations + 6 per tried step
     assert dopri[0]["nfe"] == 2 + 6 * (dopri[0]["accepted_steps"] + dopri[0]["rejected_steps"]) > 2
   guidance = report["guidance"]
-  assert [p["scale"] for p in guidance] == [0.0, 1.0, 3.0]
-  assert [p["nfe"] for p in guidance] == [8, 4, 8]  # midpoint, 2 steps; the doubled batch where s != 1
+  assert [p["scale"] for p in guidance] == [1.0, 3.0]
+  assert [p["nfe"] for p in guidance] == [4, 8]  # midpoint, 2 steps; the doubled batch where s != 1
   assert all(0 <= p["accuracy"] <= 1 and np.isfinite(p["fid"]) for p in guidance)
   assert 0 <= report["classifier_test_accuracy"] <= 1
-  for figure in ("fid_against_nfe.png", "guidance.png", "guidance_s0.png", "guidance_s1.png", "guidance_s3.png"):
+  for figure in ("fid_against_nfe.png", "guidance.png", "guidance_s1.png", "guidance_s3.png"):
     assert os.path.getsize(tmp_path / figure) > 0, figure
   markdown = (tmp_path / "report.md").read_text()
-  for title in ("## diffusion (ddpm_digits:cpu)", "## flow_matching_ot", "| FID at NFE | 4 | 20 |",
-                "## Classifier-free guidance", "| EDM Heun | 2 |  | 4 |"):
+  for title in ("## diffusion (ddpm_digits:cpu)", "## flow_matching_ot", "| FID at NFE | 4 |",
+                "## Classifier-free guidance", "| EDM Heun | 2 |"):
     assert title in markdown, title
-  assert json.loads((tmp_path / "report.json").read_text())["guidance"][1]["scale"] == 1.0
+  assert json.loads((tmp_path / "report.json").read_text())["guidance"][0]["scale"] == 1.0
 
 
 def test_arguments_are_checked_before_any_training(tmp_path):
