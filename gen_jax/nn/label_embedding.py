@@ -9,6 +9,8 @@ label is the extra index `num_classes`, so `labels` take values in {0, ..., num_
 """
 from __future__ import annotations
 
+from typing import Callable, Sequence
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -62,3 +64,34 @@ def classifier_free_guidance(conditional: jax.Array, unconditional: jax.Array, g
   grad log p(x) + s grad log p(c | x) = (1 - s) grad log p(x) + s grad log p(x | c).
   """
   return unconditional + guidance_scale * (conditional - unconditional)
+
+
+def guidance_scale_is_one(guidance_scale) -> bool:
+  """True when the guidance scale is exactly 1 as a Python number, known before tracing: the guided
+  output is then the conditional one and the null-label half need not be evaluated (a traced 1, e.g.
+  a jnp.float32, takes the doubled batch and gives the same output)."""
+  return isinstance(guidance_scale, (int, float)) and guidance_scale == 1
+
+
+def guided_output(apply: Callable[..., jax.Array], inputs: Sequence[jax.Array | None], labels: jax.Array,
+                  num_classes: int, guidance_scale) -> jax.Array:
+  """A conditional model's output under classifier-free guidance, from one evaluation on a doubled batch.
+
+  apply(*inputs, labels) -> [B, ...] is the model; inputs are its other arguments, each [B, ...], a
+  scalar shared by the batch, or None; labels int [B] in {0, ..., num_classes}. The model runs once on
+  ([inputs; inputs], [labels; null labels]) (batch 2B), its halves combined by
+  `classifier_free_guidance`: unconditional + s (conditional - unconditional). When s is exactly 1 in
+  Python (`guidance_scale_is_one`) it is apply(*inputs, labels), without the null-label half.
+  """
+  if guidance_scale_is_one(guidance_scale):
+    return apply(*inputs, labels)
+  batch = labels.shape[0]
+
+  def doubled(a):
+    if a is None:
+      return None
+    a = jnp.broadcast_to(a, (batch, *jnp.shape(a)[1:]))
+    return jnp.concatenate([a, a])
+
+  both = apply(*map(doubled, inputs), jnp.concatenate([labels, null_labels(batch, num_classes)]))
+  return classifier_free_guidance(both[:batch], both[batch:], guidance_scale)

@@ -31,7 +31,7 @@ Class conditioning and classifier-free guidance (Ho & Salimans 2022): a denoiser
 (`nn.UNet`, `nn.TimeConditionedMLP`) takes labels [B] in {0, ..., K} (K = num_classes, the null label:
 the unconditional model); every method takes `labels`, and `denoise` / `sample` a guidance_scale s that
 combines the conditional and null-label outputs in one batched network evaluation,
-output = uncond + s (cond - uncond) (`nn.classifier_free_guidance`; every prediction is affine in the
+output = uncond + s (cond - uncond) (`nn.guided_output`; every prediction is affine in the
 output, so this is the guided eps, x_hat and score alike, and every sampler follows it).
 
 The antithetic ("low-discrepancy") time sampling of VDM draws one u ~ U(0, 1) per batch and uses
@@ -56,7 +56,7 @@ from gen_jax.models.diffusion import samplers
 from gen_jax.models.diffusion.schedules import DiscreteSchedule, LearnedLogSNR, log_snr_and_derivative
 from gen_jax.data.levels import centres_to_levels, to_model_space
 from gen_jax.distributions import discretized, gaussian
-from gen_jax.nn.label_embedding import classifier_free_guidance, null_labels
+from gen_jax.nn.label_embedding import guidance_scale_is_one, guided_output
 
 
 @jax.custom_vjp
@@ -181,14 +181,11 @@ class GaussianDiffusion(nn.Module):
     guidance_scale s != 1 evaluates the conditional and the null-label network in one batch of 2B and
     combines their outputs, uncond + s (cond - uncond)."""
     log_snr = self.log_snr(t) if log_snr is None else log_snr
-    if labels is None or (isinstance(guidance_scale, (int, float)) and guidance_scale == 1):
-      output = self._network(z, t, log_snr, train, labels)
+    if labels is None:
+      output = self._network(z, t, log_snr, train, None)
     else:
-      batch = z.shape[0]
-      both = self._network(jnp.concatenate([z, z]), None if t is None else jnp.concatenate([t, t]),
-                           jnp.tile(jnp.broadcast_to(log_snr, (batch,)), 2), train,
-                           jnp.concatenate([labels, null_labels(batch, self.num_classes)]))
-      output = classifier_free_guidance(both[:batch], both[batch:], guidance_scale)
+      network = lambda z, t, log_snr, labels: self._network(z, t, log_snr, train, labels)
+      output = guided_output(network, (z, t, log_snr), labels, self.num_classes, guidance_scale)
     return process.predictions(output, z, log_snr, self.prediction, self.sigma_data)
 
   def __call__(self, x: jax.Array, rng: jax.Array) -> dict[str, jax.Array]:
@@ -388,7 +385,7 @@ class GaussianDiffusion(nn.Module):
       raise ValueError(f"eta={eta} is DDIM's noise scale; sampler {sampler!r} is deterministic: "
                        "pass eta None or 0, or sampler 'ddim'")
     checks.check_positive_int(num, "num")
-    if self.num_classes == 0 and not (isinstance(guidance_scale, (int, float)) and guidance_scale == 1):
+    if self.num_classes == 0 and not guidance_scale_is_one(guidance_scale):
       raise ValueError(f"guidance_scale={guidance_scale} needs a class-conditional model (num_classes > 0); "
                        "an unconditional one samples with guidance_scale 1")
     denoise = self._denoiser(self.sampling_labels(num, labels), guidance_scale)

@@ -18,7 +18,7 @@ Data: images enter as stored levels x in {0, ..., L-1} and are modelled at their
 
 Class conditioning: a network with num_classes > 0 takes labels in {0, ..., num_classes}, the last
 the null label; training replaces labels by it with probability label_dropout, and sampling mixes the
-conditional and null-label velocities with guidance scale s (`nn.classifier_free_guidance`): the
+conditional and null-label velocities with guidance scale s (`nn.guided_output`): the
 velocity is affine in the score along the Gaussian path, so this is guidance of the score.
 """
 from __future__ import annotations
@@ -31,7 +31,7 @@ from gen_jax import checks, ode
 from gen_jax.data import dequantize
 from gen_jax.data.levels import centres_to_levels, to_model_space
 from gen_jax.models.flow_matching import couplings, paths
-from gen_jax.nn.label_embedding import classifier_free_guidance, drop_labels, null_labels
+from gen_jax.nn.label_embedding import drop_labels, guided_output
 
 SAMPLE_METHODS = ("euler", "midpoint", "dopri5")
 
@@ -78,12 +78,10 @@ class FlowMatching(nn.Module):
                       guidance_scale: float = 1.0) -> jax.Array:
     """The velocity under classifier-free guidance: unconditional + s (conditional - unconditional),
     both from one network call on the doubled batch; the plain velocity when s = 1 or unconditional."""
-    if self.num_classes == 0 or (isinstance(guidance_scale, (int, float)) and guidance_scale == 1.0):
+    if self.num_classes == 0:
       return self.velocity(z, t, labels=labels)
-    batch = z.shape[0]
-    both = self.velocity(jnp.concatenate([z, z]), jnp.concatenate([t, t]),
-                         labels=jnp.concatenate([labels, null_labels(batch, self.num_classes)]))
-    return classifier_free_guidance(both[:batch], both[batch:], guidance_scale)
+    velocity = lambda z, t, labels: self.velocity(z, t, labels=labels)
+    return guided_output(velocity, (z, t), labels, self.num_classes, guidance_scale)
 
   def __call__(self, x: jax.Array, rng: jax.Array) -> jax.Array:
     return self.loss(x, rng)

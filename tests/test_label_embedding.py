@@ -1,0 +1,40 @@
+"""gen_jax.nn.label_embedding: the guided output of a conditional model on one doubled batch."""
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gen_jax.nn.label_embedding import guidance_scale_is_one, guided_output
+
+K = 3
+
+
+def recording_model(calls):
+  """apply(x [B, 2], shift (scalar or [B]), labels [B]) = x * (labels + 1) + shift, each call's batch recorded."""
+  def apply(x, shift, labels):
+    calls.append(x.shape[0])
+    return x * (labels[:, None] + 1.0) + jnp.reshape(shift, (-1, 1))
+  return apply
+
+
+@pytest.mark.parametrize("scale", [0.0, 2.5, jnp.float32(1.0)])
+def test_guided_output_is_one_doubled_call_combining_conditional_and_null(scale):
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(5, 2)), jnp.float32)
+  labels = jnp.array([0, 1, 2, 0, 1], jnp.int32)
+  calls = []
+  out = guided_output(recording_model(calls), (x, jnp.float32(0.5)), labels, K, scale)
+  assert calls == [10]  # conditional and null halves in one evaluation
+  conditional = np.asarray(x) * (np.asarray(labels)[:, None] + 1.0) + 0.5
+  unconditional = np.asarray(x) * (K + 1.0) + 0.5
+  expected = unconditional + float(scale) * (conditional - unconditional)
+  np.testing.assert_allclose(np.asarray(out), expected, rtol=1e-6)
+
+
+def test_a_python_scale_of_one_skips_the_null_half():
+  x = jnp.ones((4, 2))
+  labels = jnp.array([0, 1, 2, 2], jnp.int32)
+  calls = []
+  out = guided_output(recording_model(calls), (x, jnp.zeros((4,))), labels, K, 1)
+  assert calls == [4]
+  np.testing.assert_allclose(np.asarray(out), np.asarray(labels)[:, None] + np.ones((4, 2)) * 1.0)
+  assert guidance_scale_is_one(1) and guidance_scale_is_one(1.0)
+  assert not guidance_scale_is_one(jnp.float32(1.0)) and not guidance_scale_is_one(2.0)
