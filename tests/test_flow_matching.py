@@ -147,6 +147,23 @@ def test_guided_velocity_is_the_velocity_of_the_guided_score(scale):
   np.testing.assert_allclose(np.asarray(guided), np.asarray(expected), rtol=1e-4, atol=1e-4)
 
 
+def test_conditional_sampler_refuses_bad_labels():
+  """Labels outside {0, ..., K} (K = the null label), of another shape or not integers fail before sampling."""
+  model = FlowMatching(event_shape=(2,), network=MixtureVelocity())
+  sample = lambda labels: model.apply({}, jax.random.key(0), 2, "euler", 2, labels, 2.0, method=model.sample)
+  with pytest.raises(ValueError, match=r"labels must lie in \{0, ..., 3\} \(3 = the null label\), got values in \[0, 4\]"):
+    sample(jnp.array([0, 4], jnp.int32))
+  with pytest.raises(ValueError, match=r"labels must lie in \{0, ..., 3\}"):
+    sample(jnp.array([-1, 2], jnp.int32))
+  with pytest.raises(ValueError, match=r"labels must be integers of shape \[batch\] = \(2,\), got float32"):
+    sample(jnp.array([0.0, 1.0]))
+  with pytest.raises(ValueError, match=r"labels must be integers of shape \[batch\] = \(2,\), got int32 \(3,\)"):
+    sample(jnp.array([0, 1, 2], jnp.int32))
+  with pytest.raises(ValueError, match=r"needs labels \[batch\] = \(2,\) in \{0, ..., 3\}"):
+    sample(None)
+  assert model.apply({}, jax.random.key(0), 2, "euler", 2, jnp.array([0, 3]), 2.0, method=model.sample).shape == (2, 2)
+
+
 def test_minibatch_ot_lowers_the_transport_cost():
   x_0 = jax.random.normal(jax.random.key(7), (128, 2))
   x_1 = jnp.asarray(MIX_MEANS)[jax.random.categorical(jax.random.key(8), jnp.log(MIX_WEIGHTS), shape=(128,))]

@@ -1,9 +1,9 @@
-"""gen_jax.nn.label_embedding: the guided output of a conditional model on one doubled batch."""
+"""gen_jax.nn.label_embedding: the label check and the guided output of a conditional model on one doubled batch."""
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gen_jax.nn.label_embedding import guidance_scale_is_one, guided_output
+from gen_jax.nn.label_embedding import check_labels, guidance_scale_is_one, guided_output
 
 K = 3
 
@@ -38,3 +38,19 @@ def test_a_python_scale_of_one_skips_the_null_half():
   np.testing.assert_allclose(np.asarray(out), np.asarray(labels)[:, None] + np.ones((4, 2)) * 1.0)
   assert guidance_scale_is_one(1) and guidance_scale_is_one(1.0)
   assert not guidance_scale_is_one(jnp.float32(1.0)) and not guidance_scale_is_one(2.0)
+
+
+def test_check_labels():
+  np.testing.assert_array_equal(check_labels(np.array([0, 3, 2], np.int64), 3, K), [0, 3, 2])
+  assert check_labels(jnp.array([1, 2], jnp.uint8), 2, K).dtype == jnp.int32
+  assert check_labels(None, 4, 0) is None
+  with pytest.raises(ValueError, match="labels were given to an unconditional model"):
+    check_labels(jnp.zeros((4,), jnp.int32), 4, 0)
+  with pytest.raises(ValueError, match=r"num_classes=3\) needs labels \[num\] = \(4,\)"):
+    check_labels(None, 4, K, "num")
+  with pytest.raises(ValueError, match=r"must lie in \{0, ..., 3\} \(3 = the null label\), got values in \[0, 7\]"):
+    check_labels(jnp.array([0, 7]), 2, K)
+  with pytest.raises(ValueError, match=r"integers of shape \[batch\] = \(2,\), got float32 \(2,\)"):
+    check_labels(jnp.zeros((2,)), 2, K)
+  with pytest.raises(ValueError, match=r"integers of shape \[batch\] = \(2,\), got int32 \(2, 1\)"):
+    check_labels(jnp.zeros((2, 1), jnp.int32), 2, K)

@@ -21,6 +21,32 @@ def null_labels(batch: int, num_classes: int) -> jax.Array:
   return jnp.full((batch,), num_classes, jnp.int32)
 
 
+def check_labels(labels, num: int, num_classes: int, size_name: str = "batch") -> jax.Array | None:
+  """The labels a model with `num_classes` classes is given, checked: None for an unconditional model
+  (num_classes = 0, labels must be None); for a class-conditional one int32 [num] in {0, ..., num_classes}
+  (num_classes = the null label), the range checked where the labels are concrete (not under jit).
+
+  Raises ValueError, saying what was expected, for labels given to an unconditional model, none given to
+  a conditional one, a shape other than [size_name] = (num,), a non-integer dtype, or a label outside
+  {0, ..., num_classes}.
+  """
+  if num_classes == 0:
+    if labels is not None:
+      raise ValueError("labels were given to an unconditional model (its network has num_classes = 0)")
+    return None
+  expected = f"{{0, ..., {num_classes}}} ({num_classes} = the null label)"
+  if labels is None:
+    raise ValueError(f"a class-conditional model (num_classes={num_classes}) needs labels [{size_name}] = "
+                     f"({num},) in {expected}")
+  labels = jnp.asarray(labels)
+  if labels.shape != (num,) or not jnp.issubdtype(labels.dtype, jnp.integer):
+    raise ValueError(f"labels must be integers of shape [{size_name}] = ({num},), got {labels.dtype} "
+                     f"{tuple(labels.shape)}")
+  if not isinstance(labels, jax.core.Tracer) and not bool(jnp.all((labels >= 0) & (labels <= num_classes))):
+    raise ValueError(f"labels must lie in {expected}, got values in [{int(labels.min())}, {int(labels.max())}]")
+  return labels.astype(jnp.int32)
+
+
 def drop_labels(rng: jax.Array, labels: jax.Array, num_classes: int, drop_probability: float) -> jax.Array:
   """Each label replaced by the null label with probability `drop_probability` (CFG's training)."""
   drop = jax.random.bernoulli(rng, drop_probability, labels.shape)

@@ -56,7 +56,7 @@ from gen_jax.models.diffusion import samplers
 from gen_jax.models.diffusion.schedules import DiscreteSchedule, LearnedLogSNR, log_snr_and_derivative
 from gen_jax.data.levels import centres_to_levels, to_model_space
 from gen_jax.distributions import discretized, gaussian
-from gen_jax.nn.label_embedding import guidance_scale_is_one, guided_output
+from gen_jax.nn.label_embedding import check_labels, guidance_scale_is_one, guided_output
 
 
 @jax.custom_vjp
@@ -340,17 +340,11 @@ class GaussianDiffusion(nn.Module):
     """The labels [num] a sample is drawn for: `labels` checked, or for a class-conditional model
     without them the classes in turn, 0, 1, ..., K - 1, 0, ...; None for an unconditional model.
 
-    Raises ValueError for labels given to an unconditional model or not int [num] in {0, ..., K}."""
-    if labels is None:
-      return None if self.num_classes == 0 else jnp.arange(num, dtype=jnp.int32) % self.num_classes
-    if self.num_classes == 0:
-      raise ValueError("labels were given to an unconditional model (its denoiser has num_classes = 0)")
-    labels = jnp.asarray(labels)
-    if labels.shape != (num,) or not jnp.issubdtype(labels.dtype, jnp.integer):
-      raise ValueError(f"labels must be integers of shape [num] = ({num},), got {labels.dtype} {labels.shape}")
-    if not isinstance(labels, jax.core.Tracer) and not bool(jnp.all((labels >= 0) & (labels <= self.num_classes))):
-      raise ValueError(f"labels must lie in {{0, ..., {self.num_classes}}} ({self.num_classes} = the null label)")
-    return labels.astype(jnp.int32)
+    Raises ValueError for labels given to an unconditional model or not int [num] in {0, ..., K}
+    (`nn.check_labels`)."""
+    if labels is None and self.num_classes:
+      return jnp.arange(num, dtype=jnp.int32) % self.num_classes
+    return check_labels(labels, num, self.num_classes, "num")
 
   def _decode(self, rng: jax.Array, z_0: jax.Array, clip_denoised: bool, denoise=None) -> jax.Array:
     """x ~ p(x | z_0): the decoder's Gaussian around x_hat(z_0), binned to levels for images."""

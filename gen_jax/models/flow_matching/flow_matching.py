@@ -31,7 +31,7 @@ from gen_jax import checks, ode
 from gen_jax.data import dequantize
 from gen_jax.data.levels import centres_to_levels, to_model_space
 from gen_jax.models.flow_matching import couplings, paths
-from gen_jax.nn.label_embedding import drop_labels, guided_output
+from gen_jax.nn.label_embedding import check_labels, drop_labels, guided_output
 
 SAMPLE_METHODS = ("euler", "midpoint", "dopri5")
 
@@ -55,18 +55,6 @@ class FlowMatching(nn.Module):
 
   def to_model_space(self, x: jax.Array) -> jax.Array:
     return to_model_space(x, self.event_shape, self.num_levels)
-
-  def _check_labels(self, labels, batch: int):
-    if self.num_classes == 0:
-      if labels is not None:
-        raise ValueError("labels were given to an unconditional model (its network has num_classes = 0)")
-      return None
-    if labels is None:
-      raise ValueError(f"a class-conditional model (num_classes={self.num_classes}) needs labels [batch]")
-    labels = jnp.asarray(labels)
-    if labels.shape != (batch,):
-      raise ValueError(f"labels must have shape ({batch},), got {tuple(labels.shape)}")
-    return labels.astype(jnp.int32)
 
   def velocity(self, z: jax.Array, t: jax.Array, train: bool = False, labels: jax.Array | None = None) -> jax.Array:
     """v_theta(t, z) [B, ...]; t [B] in [0, 1]."""
@@ -93,7 +81,7 @@ class FlowMatching(nn.Module):
       raise ValueError(f"coupling must be one of {couplings.COUPLINGS}, got {coupling!r}")
     x_1 = self.to_model_space(x)
     batch = x_1.shape[0]
-    labels = self._check_labels(labels, batch)
+    labels = check_labels(labels, batch, self.num_classes)
     noise_rng, time_rng, pair_rng, drop_rng = jax.random.split(rng, 4)
     x_0 = jax.random.normal(noise_rng, x_1.shape)
     if coupling == "minibatch_ot":
@@ -128,7 +116,7 @@ class FlowMatching(nn.Module):
     with num_steps equal steps, or "dopri5" (num_steps None) with tolerances rtol, atol."""
     if method not in SAMPLE_METHODS:
       raise ValueError(f"method must be one of {SAMPLE_METHODS}, got {method!r}")
-    labels = self._check_labels(labels, z_0.shape[0])
+    labels = check_labels(labels, z_0.shape[0], self.num_classes)
     guided = self._pure("guided_velocity")
     field = lambda t, z: guided(z, jnp.full((z.shape[0],), t, jnp.float32), labels, guidance_scale)
     solution = ode.solve_ode(field, z_0, 0.0, 1.0, method=method, rtol=rtol, atol=atol,
@@ -159,7 +147,7 @@ class FlowMatching(nn.Module):
     """log P(x) [B] in nats of x as stored (module doc); NaN where the ODE solve failed. solver_options:
     method ("dopri5" default, or a fixed-step method with num_steps), rtol, atol, noise."""
     x_model = self.to_model_space(x)
-    labels = self._check_labels(labels, x_model.shape[0])
+    labels = check_labels(labels, x_model.shape[0], self.num_classes)
     dequantize_rng, noise_rng = jax.random.split(rng)
     if self.num_levels is not None:
       x_model = dequantize.uniform_dequantize_centres(dequantize_rng, x, self.num_levels)
