@@ -29,7 +29,7 @@ import jax.numpy as jnp
 
 from gen_jax import checks, ode
 from gen_jax.data import dequantize
-from gen_jax.data.levels import centres_to_levels, to_model_space
+from gen_jax.data.levels import centres_to_levels, check_levels, to_model_space
 from gen_jax.models.flow_matching import couplings, paths
 from gen_jax.nn.label_embedding import check_labels, drop_labels, guided_output
 
@@ -146,11 +146,14 @@ class FlowMatching(nn.Module):
                **solver_options) -> jax.Array:
     """log P(x) [B] in nats of x as stored (module doc); NaN where the ODE solve failed. solver_options:
     method ("dopri5" default, or a fixed-step method with num_steps), rtol, atol, noise."""
-    x_model = self.to_model_space(x)
-    labels = check_labels(labels, x_model.shape[0], self.num_classes)
     dequantize_rng, noise_rng = jax.random.split(rng)
-    if self.num_levels is not None:
+    if self.num_levels is None:
+      x_model = self.to_model_space(x)
+    else:  # to_model_space's checks, then the uniformly dequantized point in x's bin (not its centre)
+      checks.check_event_shape(x, tuple(self.event_shape), "x")
+      check_levels(x, self.num_levels)
       x_model = dequantize.uniform_dequantize_centres(dequantize_rng, x, self.num_levels)
+    labels = check_labels(labels, x_model.shape[0], self.num_classes)
     velocity = self._pure("velocity")
     field = lambda t, z: velocity(z, jnp.full((z.shape[0],), t, jnp.float32), False, labels)
     log_p, solution = ode.log_prob(field, x_model, 1.0, 0.0, noise_rng, divergence, **solver_options)
