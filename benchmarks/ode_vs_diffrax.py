@@ -19,7 +19,7 @@ field is not identically 0):
 The right-hand side is the same Python function on every side.
 
 Sides, each one `jax.jit` function compiled ahead of time (compile seconds reported apart), warm:
-  hand-written dopri5: gen_jax/ode/solver.py as of commit HAND_WRITTEN_COMMIT (read with `git show`):
+  hand-written dopri5: benchmarks/former_dopri5.py (gen_jax/ode/solver.py as of commit 4f9fb6d, kept there):
                    solve_ode(fn, y0, t0, t1, method="dopri5", rtol=1e-5, atol=1e-5, max_steps=10000).
   diffrax Dopri5:  diffeqsolve(ODETerm, Dopri5(), t0, t1, dt0=None, y0, PIDController(rtol=1e-5, atol=1e-5),
                    max_steps=10000, saveat=SaveAt(t1=True), throw=False), default adjoint
@@ -52,24 +52,19 @@ import argparse
 import datetime
 import json
 import os
-import subprocess
 import sys
 import time
-import types
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from timing import Timed, compare, cpu_flags, cpu_model, describe, log, num_cores  # pylint: disable=wrong-import-position
+import former_dopri5  # pylint: disable=wrong-import-position
 
 import jax  # pylint: disable=wrong-import-position
 import jax.numpy as jnp  # pylint: disable=wrong-import-position
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# The last gen_jax/ode/solver.py with the hand-written Dormand-Prince (gen_jax.ode.solve_ode wraps diffrax
-# since the commit after it); read from git, so this runs in a clone with its history.
-HAND_WRITTEN_COMMIT = "4f9fb6d0a46412f562d38596d24af9db20a8240b"
 DEFAULT_JSON = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ode_vs_diffrax_cpu.json")
 PROBLEMS = ("mlp_exact", "unet_hutchinson", "unet_sample")
 # The U-Net solves take tens of seconds each on 2 shared cores: one call per window, the calibration call
@@ -161,17 +156,9 @@ def make_problem(name: str, quick: bool):
 # ---------------------------------------------------------------------------------------------
 
 
-def hand_written_solver_module():
-  source = subprocess.check_output(["git", "-C", REPO, "show", f"{HAND_WRITTEN_COMMIT}:gen_jax/ode/solver.py"],
-                                   text=True)
-  module = types.ModuleType("hand_written_solver")
-  exec(compile(source, f"{HAND_WRITTEN_COMMIT[:7]}:gen_jax/ode/solver.py", "exec"), module.__dict__)  # pylint: disable=exec-used
-  return module
-
-
 def gen_jax_solver(rhs, t0, t1, rtol, atol, max_steps, hand_written=True):
   if hand_written:
-    solver = hand_written_solver_module()
+    solver = former_dopri5
   else:
     from gen_jax.ode import solver
 
