@@ -46,19 +46,17 @@ CPU layout (measured here; under 1% of an ancestral call).
 from __future__ import annotations
 
 import argparse
-import datetime
 import functools
-import json
 import os
 import sys
 import time
 
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from timing import (Timed, check_finite, compare, cpu_flags, cpu_model, describe, diffusers_unet, fastest,  # pylint: disable=wrong-import-position
-                    log, num_cores, probe_and_print, torch_sides)
+from timing import (THREADS_HELP, UNET_KEYS, CompiledCall, Timed, TorchTrainStep, add_run_arguments,  # pylint: disable=wrong-import-position
+                    compare_with_torch, count_params, diffusers_unet, final_losses, json_path, log, parse_threads,
+                    probe_and_print, random_images, start_jax_and_torch, torch_environment, torch_sides,
+                    write_results, xla_flops)
 
 DEFAULT_JSON = os.path.join(os.path.dirname(os.path.abspath(__file__)), "diffusion_vs_diffusers_cpu.json")
 DDPM_CIFAR10_PARAMETERS = 35_746_307   # diffusers' google/ddpm-cifar10-32 (tests/test_unet.py)
@@ -83,7 +81,6 @@ LAYOUTS = {
                     goal=1.5),
     },
 }
-UNET_KEYS = ("channels", "channel_multipliers", "num_res_blocks", "attention_resolutions", "num_groups")
 BETA_START, BETA_END = 1e-4, 0.02      # DDPM's linear betas (gen_jax's schedules.linear_betas defaults)
 
 TIMING = {
@@ -95,35 +92,6 @@ TIMING = {
                   train_cpu=dict(warmup_calls=1, window_s=0.3, repeats=2, max_calls=50),
                   sample_ddim=dict(warmup_calls=0, window_s=0.3, repeats=2, max_calls=50)),
 }
-
-
-def environment(jax, torch) -> dict:
-  import diffusers
-  import flax
-  import jaxlib
-  import optax
-  return {
-      "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-      "python": sys.version.split()[0], "cpu_model": cpu_model(), "cpu_simd_flags": cpu_flags(),
-      "os_cpu_count": os.cpu_count(), "cpus_in_affinity": num_cores(),
-      "jax": jax.__version__, "jaxlib": jaxlib.__version__, "flax": flax.__version__, "optax": optax.__version__,
-      "jax_backend": jax.default_backend(), "jax_devices": [str(d) for d in jax.devices()],
-      "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""),
-      "torch": torch.__version__, "diffusers": diffusers.__version__, "numpy": np.__version__,
-      "torch_num_interop_threads": torch.get_num_interop_threads(),
-      "loadavg_1_5_15min_at_start": os.getloadavg(),
-  }
-
-
-def count_jax_params(params) -> int:
-  import jax
-  return int(sum(np.prod(p.shape) for p in jax.tree.leaves(params)))
-
-
-def random_images(layout, seed=0) -> np.ndarray:
-  """uint8 [B, H, W, 3] (any images do for throughput; uniform levels)."""
-  size = layout["image_size"]
-  return np.random.default_rng(seed).integers(0, 256, (layout["batch"], size, size, 3), dtype=np.uint8)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -154,7 +122,7 @@ class JaxTrainer:
     init = jax.jit(functools.partial(model.init, method=model.simple_loss))
     params = init(jax.random.key(0, impl="rbg"), x, jax.random.key(1))["params"]
     self.init_s = time.perf_counter() - t0
-    self.num_params = count_jax_params(params)
+    self.num_params = count_params(params)
     optimizer = optax.adam(lr)
 
     def loss_fn(params, x, rng):
@@ -174,9 +142,7 @@ class JaxTrainer:
     t0 = time.perf_counter()
     self.step = jax.jit(step, donate_argnums=(0,)).lower(self.state, x, self.key).compile()
     self.compile_s = time.perf_counter() - t0
-    cost = self.step.cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    self.flops_per_step = float(cost.get("flops", float("nan"))) if cost else float("nan")
+    self.flops_per_step = xla_flops(self.step)
     self.loss = None
 
   @property
@@ -189,23 +155,10 @@ class JaxTrainer:
     self.jax.block_until_ready((self.state, self.loss))
 
 
-class JaxSampler:
+def jax_sampler(jax, model, params, num, num_steps, eta) -> CompiledCall:
   """model.sample(rng, num, num_steps, eta) jitted and compiled ahead of time; `run(n)`: n batches."""
-
-  def __init__(self, jax, model, params, num, num_steps, eta):
-    self.jax = jax
-    self.variables = {"params": params}
-    self.key = jax.random.key(3)
-    fn = jax.jit(lambda variables, rng: model.apply(variables, rng, num, num_steps, eta, method=model.sample))
-    t0 = time.perf_counter()
-    self.fn = fn.lower(self.variables, self.key).compile()
-    self.compile_s = time.perf_counter() - t0
-    self.out = None
-
-  def run(self, n):
-    for _ in range(n):
-      self.out = self.fn(self.variables, self.key)
-    self.jax.block_until_ready(self.out)
+  return CompiledCall(jax, lambda variables, rng: model.apply(variables, rng, num, num_steps, eta, method=model.sample),
+                      {"params": params}, jax.random.key(3))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -225,32 +178,20 @@ def ddim_scheduler(num_timesteps):
                        beta_end=BETA_END, clip_sample=True)
 
 
-class TorchTrainer:
+class TorchTrainer(TorchTrainStep):
   """diffusers' train_unconditional loop, eager: add_noise, UNet, MSE to eps, backward, Adam."""
 
   def __init__(self, torch, unet, x_uint8, num_timesteps, lr):
-    import torch.nn.functional as F
-    self.torch, self.F = torch, F
-    self.unet = unet.train()
-    self.num_params = int(sum(p.numel() for p in unet.parameters()))
+    super().__init__(torch, unet, x_uint8, lr)
     self.scheduler = ddpm_scheduler(num_timesteps)
     self.num_timesteps = num_timesteps
-    self.x = torch.from_numpy(np.ascontiguousarray(x_uint8.transpose(0, 3, 1, 2)))  # uint8 NCHW
-    self.opt = torch.optim.Adam(unet.parameters(), lr=lr)
-    self.loss = None
 
-  def run(self, n):
+  def loss_of(self, x0):
     torch = self.torch
-    for _ in range(n):
-      x0 = self.x.float() / 127.5 - 1.0        # the bin centres 2 x / 255 - 1, as gen_jax
-      noise = torch.randn_like(x0)
-      t = torch.randint(0, self.num_timesteps, (x0.shape[0],))
-      noisy = self.scheduler.add_noise(x0, noise, t)
-      loss = self.F.mse_loss(self.unet(noisy, t).sample, noise)
-      self.opt.zero_grad(set_to_none=True)
-      loss.backward()
-      self.opt.step()
-      self.loss = loss.detach()
+    noise = torch.randn_like(x0)
+    t = torch.randint(0, self.num_timesteps, (x0.shape[0],))
+    noisy = self.scheduler.add_noise(x0, noise, t)
+    return torch.nn.functional.mse_loss(self.net(noisy, t).sample, noise)
 
 
 class TorchSampler:
@@ -290,7 +231,7 @@ class OneCallWindows(Timed):
 
 def bench_train(name, args, jax, torch, t_start):
   layout, timing = args.layouts[name], args.timing[f"train_{name}"]
-  x = random_images(layout)
+  x = random_images(layout["batch"], layout["image_size"])
   log(t_start, f"[train {name}] {layout['title']}, batch {layout['batch']}: building and compiling gen_jax")
   model = gen_jax_model(layout, args.timesteps, args.dropout)
   jax_tr = JaxTrainer(jax, model, x, args.lr)
@@ -305,16 +246,10 @@ def bench_train(name, args, jax, torch, t_start):
                f"{jax_tr.compile_s:.1f} s; XLA's count of one step {jax_tr.flops_per_step / 1e9:.2f} GFLOP")
   batch = layout["batch"]
   theirs_sides = torch_sides(torch, Timed, "diffusers eager", torch_tr.run, batch, args.threads)
-  sides = [Timed("gen_jax jit", jax_tr.run, batch)] + theirs_sides
   t0 = time.perf_counter()
-  rates = compare(sides, **timing)
-  for side in sides:
-    print(describe(side))
-  ours = rates[sides[0].name]
-  theirs_name, theirs = fastest(rates, theirs_sides)
-  loss_j, loss_t = check_finite("gen_jax", jax_tr.loss), check_finite("diffusers", torch_tr.loss)
-  log(t_start, f"  final losses: gen_jax {loss_j:.4f}, diffusers {loss_t:.4f}  "
-               f"[{time.perf_counter() - t0:.0f} s timed incl. warm-up]")
+  ours, theirs_name, theirs, windows = compare_with_torch(Timed("gen_jax jit", jax_tr.run, batch), theirs_sides,
+                                                          timing)
+  loss_j, loss_t = final_losses(t_start, t0, {"gen_jax": jax_tr.loss, "diffusers": torch_tr.loss})
   gflop = jax_tr.flops_per_step / 1e9
   size = layout["image_size"]
   row = dict(measure=f"train examples/s, {layout['title']}, {size}x{size}x3", batch=batch,
@@ -325,9 +260,7 @@ def bench_train(name, args, jax, torch, t_start):
                 xla_gflop_per_step=gflop,
                 gflop_per_s_gen_jax=gflop * ours / batch, gflop_per_s_diffusers=gflop * theirs / batch,
                 seconds_per_step_gen_jax=batch / ours, seconds_per_step_diffusers=batch / theirs,
-                final_loss_gen_jax=loss_j, final_loss_diffusers=loss_t, medians=rates,
-                repeats={s.name: s.rates for s in sides}, calls_per_window={s.name: s.calls_per_window for s in sides},
-                loadavg_after=os.getloadavg())
+                final_loss_gen_jax=loss_j, final_loss_diffusers=loss_t, **windows, loadavg_after=os.getloadavg())
   print(f"  {row['measure']}: gen_jax {ours:.4g}, {theirs_name} {theirs:.4g}, ratio {row['ratio']:.2f}x "
         f"(goal {layout['goal']}x); {batch / ours:.3f} vs {batch / theirs:.3f} s/step, "
         f"{detail['gflop_per_s_gen_jax']:.0f} vs {detail['gflop_per_s_diffusers']:.0f} GFLOP/s (XLA's count)")
@@ -354,13 +287,11 @@ def bench_sampling(args, jax, torch, trained, t_start):
   for label, steps, eta, scheduler, torch_steps, step_kwargs in samplers:
     ancestral = eta == 1.0
     side_class = OneCallWindows if ancestral else Timed
-    sampler = JaxSampler(jax, model, jax_tr.params, num, steps, eta)
-    sides = [side_class("gen_jax jit (lax.scan)", sampler.run, num)]
+    sampler = jax_sampler(jax, model, jax_tr.params, num, steps, eta)
     theirs_sides = []
     if args.diffusers_sampling:
-      torch_sampler = TorchSampler(torch, torch_tr.unet, scheduler, num, size, torch_steps, step_kwargs)
+      torch_sampler = TorchSampler(torch, torch_tr.net, scheduler, num, size, torch_steps, step_kwargs)
       theirs_sides = torch_sides(torch, side_class, "diffusers loop", torch_sampler.run, num, args.threads)
-    sides += theirs_sides
     log(t_start, f"[sample] {label}, batch {num}: gen_jax compiled in {sampler.compile_s:.1f} s")
     if ancestral and seconds_per_eval:
       guess = {k: v * (steps + 1) for k, v in seconds_per_eval.items()}
@@ -368,20 +299,15 @@ def bench_sampling(args, jax, torch, trained, t_start):
           + f" per call, {args.ancestral_repeats} call(s) per side")
     timing = (dict(warmup_calls=0, window_s=0.0, repeats=args.ancestral_repeats) if ancestral
               else args.timing["sample_ddim"])
-    rates = compare(sides, **timing)
-    for side in sides:
-      print(describe(side))
-    ours = rates[sides[0].name]
+    ours, theirs_name, theirs, windows = compare_with_torch(side_class("gen_jax jit (lax.scan)", sampler.run, num),
+                                                            theirs_sides, timing)
     evals_ours, evals_theirs = steps + 1, torch_steps
     seconds_per_eval["gen_jax"] = num / ours / evals_ours
     row = dict(measure=f"sampling images/s, {label}, {layout['title']}", batch=num, gen_jax=ours,
                gen_jax_s_per_batch=num / ours, gen_jax_network_evals=evals_ours)
-    details[label] = dict(gen_jax_compile_s=sampler.compile_s, medians=rates,
-                          repeats={s.name: s.rates for s in sides},
-                          calls_per_window={s.name: s.calls_per_window for s in sides})
+    details[label] = dict(gen_jax_compile_s=sampler.compile_s, **windows)
     text = f"  {label}: gen_jax {ours:.4g} images/s ({num / ours:.2f} s per batch of {num}, {evals_ours} evals)"
     if theirs_sides:
-      theirs_name, theirs = fastest(rates, theirs_sides)
       seconds_per_eval["diffusers"] = num / theirs / evals_theirs
       row.update(diffusers=theirs, diffusers_side=theirs_name, diffusers_s_per_batch=num / theirs,
                  diffusers_network_evals=evals_theirs, ratio=ours / theirs)
@@ -417,11 +343,7 @@ def markdown_tables(train_rows, sample_rows) -> str:
 
 def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument("--quick", action="store_true",
-                 help="smoke test: tiny U-Nets, T = 20 states, short windows (< 2 min); writes no JSON "
-                      "unless --json is given")
-  p.add_argument("--json", metavar="OUT", default=None,
-                 help=f"where to write environment and results (full run default: {DEFAULT_JSON})")
+  add_run_arguments(p, "tiny U-Nets, T = 20 states, short windows (< 2 min)", DEFAULT_JSON)
   p.add_argument("--parts", default="cifar,cpu,sample",
                  help="comma-separated subset of cifar (train, layout a), cpu (train, layout b), sample "
                       "(sampling on layout b; needs cpu)")
@@ -434,10 +356,7 @@ def main(argv=None):
                       "per call, a minute or more each on 2 cores)")
   p.add_argument("--no-diffusers-sampling", dest="diffusers_sampling", action="store_false",
                  help="time gen_jax's samplers only")
-  p.add_argument("--threads", default=None,
-                 help="torch intra-op thread count(s), comma-separated; each is timed and the table keeps "
-                      "the fastest (default: the cores this process may use, as XLA does; '2,1' also "
-                      "times 1 thread, which wins on an oversubscribed machine)")
+  p.add_argument("--threads", default=None, help=THREADS_HELP)
   p.add_argument("--dropout", type=float, default=0.1,
                  help="dropout rate of the residual blocks, both sides (DDPM's CIFAR-10 value 0.1; 0 shows "
                       "what drawing the dropout masks costs each side)")
@@ -449,7 +368,7 @@ def main(argv=None):
   args.ddim_steps = [int(s) for s in (args.ddim_steps or ("5" if args.quick else "100,50,10")).split(",")]
   args.sample_batch = args.sample_batch or (4 if args.quick else 16)
   args.ancestral_repeats = args.ancestral_repeats or 1
-  args.threads = [int(t) for t in args.threads.split(",")] if args.threads else [num_cores()]
+  args.threads = parse_threads(args.threads)
   parts = [s.strip() for s in args.parts.split(",") if s.strip()]
   if unknown := set(parts) - {"cifar", "cpu", "sample"}:
     raise SystemExit(f"unknown --parts {sorted(unknown)}; expected cifar, cpu, sample")
@@ -457,15 +376,11 @@ def main(argv=None):
     raise SystemExit("--parts sample samples from the networks trained in part cpu; add cpu")
   if max(args.ddim_steps) > args.timesteps - 1:
     raise SystemExit(f"--ddim-steps must be <= T - 1 = {args.timesteps - 1}")
-  json_path = args.json or (None if args.quick else DEFAULT_JSON)
+  out = json_path(args, DEFAULT_JSON)
 
-  os.environ.setdefault("JAX_PLATFORMS", "cpu")
-  import jax
-  import torch
-  torch.set_num_threads(args.threads[0])
-  t_start = time.perf_counter()
-
-  env = probe_and_print(environment(jax, torch), torch, args.threads)
+  jax, torch, t_start = start_jax_and_torch(args.threads)
+  import diffusers
+  env = probe_and_print(torch_environment(jax, torch, diffusers=diffusers.__version__), torch, args.threads)
 
   train_rows, sample_rows, details, trained = [], [], {}, None
   for name in ("cifar", "cpu"):
@@ -482,13 +397,10 @@ def main(argv=None):
   table = markdown_tables(train_rows, sample_rows)
   print("\n" + table)
   log(t_start, "done")
-  if json_path:
+  if out:
     setup = {k: v for k, v in vars(args).items() if k not in ("layouts", "timing")}
-    with open(json_path, "w") as f:
-      json.dump(dict(environment=env, args=setup, layouts=args.layouts, timing=args.timing,
-                     train=train_rows, sampling=sample_rows, details=details,
-                     total_s=time.perf_counter() - t_start, loadavg_at_end=os.getloadavg()), f, indent=1)
-    print(f"wrote {json_path}")
+    write_results(out, t_start, environment=env, args=setup, layouts=args.layouts, timing=args.timing,
+                  train=train_rows, sampling=sample_rows, details=details)
 
 
 if __name__ == "__main__":

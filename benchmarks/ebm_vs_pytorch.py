@@ -57,9 +57,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gan_vs_pytorch import count, environment  # pylint: disable=wrong-import-position
-from timing import (TaskStep, Timed, check_finite, compare, describe, fastest, log, num_cores,  # pylint: disable=wrong-import-position
-                    probe_and_print, torch_sides)
+from timing import (TaskStep, Timed, check_finite, compare, count_params, describe, fastest, init_task, log,  # pylint: disable=wrong-import-position
+                    num_cores, probe_and_print, torch_environment, torch_sides)
 
 DEFAULT_JSON = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ebm_vs_pytorch_cpu.json")
 GOAL = 1.5
@@ -122,11 +121,7 @@ class JaxTrainStep(TaskStep):
     from gen_jax.models.registry import build_task
     task = build_task(jax_config(sizes), jax_spec(sizes))
     x = jax.device_put(x_uint8)
-    t0 = time.perf_counter()
-    params, model_state = jax.jit(task.init)(jax.random.key(0), x)
-    opt_state = jax.jit(task.optimizer.init)(params)
-    jax.block_until_ready((params, model_state, opt_state))
-    self.init_s = time.perf_counter() - t0
+    params, model_state, opt_state, self.init_s = init_task(jax, task, x, jax.random.key(0))
     super().__init__(jax, task, params, model_state, opt_state, x)
 
   def variables(self):
@@ -219,8 +214,8 @@ def load_jax_weights(torch, net, variables):
       parametrization._v.copy_(torch.from_numpy(np.ascontiguousarray(v_torch)))  # pylint: disable=protected-access
     counts.append(("/".join(param_path), kernel.size + bias.size, weight.numel() + module.bias.numel()))
   theirs = int(sum(p.numel() for p in net.parameters()))
-  if any(a != b for _, a, b in counts) or count(params) != theirs:
-    raise SystemExit(f"parameter counts differ: {counts}, gen_jax {count(params)} vs torch {theirs}")
+  if any(a != b for _, a, b in counts) or count_params(params) != theirs:
+    raise SystemExit(f"parameter counts differ: {counts}, gen_jax {count_params(params)} vs torch {theirs}")
   return {"per_layer": {name: a for name, a, _ in counts}, "total": theirs}
 
 
@@ -414,7 +409,7 @@ def main(argv=None):
   torch.set_num_threads(args.threads[0])
   torch.manual_seed(0)
   t_start = time.perf_counter()
-  env = probe_and_print(environment(jax, torch), torch, args.threads)
+  env = probe_and_print(torch_environment(jax, torch), torch, args.threads)
 
   rows, details = [], {}
   if "langevin" in parts:

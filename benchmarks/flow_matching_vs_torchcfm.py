@@ -39,18 +39,16 @@ number is the median over the repeats.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from diffusion_vs_diffusers import UNET_KEYS, count_jax_params, environment  # pylint: disable=wrong-import-position
-from timing import (TaskStep, Timed, check_finite, compare, describe, diffusers_unet, fastest, log,  # pylint: disable=wrong-import-position
-                    num_cores, probe_and_print, torch_sides)
+from timing import (UNET_KEYS, TaskStep, Timed, TorchTrainStep, add_run_arguments, compare_with_torch,  # pylint: disable=wrong-import-position
+                    count_params, diffusers_unet, final_losses, init_task, json_path, log, num_cores, parse_threads,
+                    probe_and_print, random_images, start_jax_and_torch, torch_environment, torch_sides,
+                    write_results, xla_flops)
 
 DEFAULT_JSON = os.path.join(os.path.dirname(os.path.abspath(__file__)), "flow_matching_vs_torchcfm_cpu.json")
 NUM_LEVELS = 256      # uint8 data on both sides, mapped to the bin centres 2 x / 255 - 1
@@ -84,13 +82,6 @@ TIMING = {
 }
 
 
-def random_images(layout, seed=0) -> np.ndarray:
-  """uint8 [B, H, W, C] (any images do for throughput; uniform levels)."""
-  size = layout["image_size"]
-  return np.random.default_rng(seed).integers(0, NUM_LEVELS, (layout["batch"], size, size, layout["image_channels"]),
-                                              dtype=np.uint8)
-
-
 # ---------------------------------------------------------------------------------------------
 # gen_jax
 # ---------------------------------------------------------------------------------------------
@@ -110,17 +101,11 @@ class JaxFlowMatching(TaskStep):
     spec = DataSpec(name="bench", event_shape=shape, num_levels=NUM_LEVELS, kind="image")
     task = flow_matching_task(self.model, spec, optax.adam(lr), coupling=coupling, ot_epsilon=ot_epsilon)
     x = jax.device_put(x_uint8)
-    t0 = time.perf_counter()
     # "rbg" keys compile the initialisation much faster than threefry on CPU; the step uses threefry.
-    params, model_state = jax.jit(task.init)(jax.random.key(0, impl="rbg"), x)
-    opt_state = jax.jit(task.optimizer.init)(params)
-    jax.block_until_ready((params, model_state, opt_state))
-    self.init_s = time.perf_counter() - t0
-    self.num_params = count_jax_params(params)
+    params, model_state, opt_state, self.init_s = init_task(jax, task, x, jax.random.key(0, impl="rbg"))
+    self.num_params = count_params(params)
     super().__init__(jax, task, params, model_state, opt_state, x)
-    cost = self.step.cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    self.flops_per_step = float(cost.get("flops", float("nan"))) if cost else float("nan")
+    self.flops_per_step = xla_flops(self.step)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -128,34 +113,22 @@ class JaxFlowMatching(TaskStep):
 # ---------------------------------------------------------------------------------------------
 
 
-class TorchCFM:
+class TorchCFM(TorchTrainStep):
   """torchcfm's training loop (examples/images/cifar10/train_cifar10.py), eager: x0 ~ N(0, I),
   FM.sample_location_and_conditional_flow, the U-Net on (x_t, 1000 t), MSE to u_t, backward, Adam."""
 
   def __init__(self, torch, unet, x_uint8, coupling, lr):
     from torchcfm.conditional_flow_matching import (ConditionalFlowMatcher,
                                                     ExactOptimalTransportConditionalFlowMatcher)
-    self.torch = torch
-    self.unet = unet.train()
-    self.num_params = int(sum(p.numel() for p in unet.parameters()))
+    super().__init__(torch, unet, x_uint8, lr)
     self.fm = (ExactOptimalTransportConditionalFlowMatcher(sigma=0.0) if coupling == "minibatch_ot"
                else ConditionalFlowMatcher(sigma=0.0))
-    self.x = torch.from_numpy(np.ascontiguousarray(x_uint8.transpose(0, 3, 1, 2)))  # uint8 NCHW
-    self.opt = torch.optim.Adam(unet.parameters(), lr=lr)
-    self.loss = None
 
-  def run(self, n):
-    torch = self.torch
-    for _ in range(n):
-      x1 = self.x.float() / 127.5 - 1.0        # the bin centres 2 x / 255 - 1, as gen_jax
-      x0 = torch.randn_like(x1)
-      t, xt, ut = self.fm.sample_location_and_conditional_flow(x0, x1)
-      vt = self.unet(xt, 1000.0 * t).sample
-      loss = torch.mean((vt - ut) ** 2)
-      self.opt.zero_grad(set_to_none=True)
-      loss.backward()
-      self.opt.step()
-      self.loss = loss.detach()
+  def loss_of(self, x1):
+    x0 = self.torch.randn_like(x1)
+    t, xt, ut = self.fm.sample_location_and_conditional_flow(x0, x1)
+    vt = self.net(xt, 1000.0 * t).sample
+    return self.torch.mean((vt - ut) ** 2)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -164,7 +137,7 @@ class TorchCFM:
 def bench_train(name, args, jax, torch, t_start):
   title, layout, coupling = args.parts_table[name]
   timing = args.timing[name]
-  x = random_images(layout)
+  x = random_images(layout["batch"], layout["image_size"], layout["image_channels"])
   batch, size, channels = layout["batch"], layout["image_size"], layout["image_channels"]
   log(t_start, f"[{name}] {title}, {size}x{size}x{channels}, batch {batch}, coupling {coupling}: "
                "building and compiling gen_jax")
@@ -180,16 +153,10 @@ def bench_train(name, args, jax, torch, t_start):
                f"{gflop:.3f} GFLOP")
   label = "torchcfm exact OT" if coupling == "minibatch_ot" else "torchcfm"
   theirs_sides = torch_sides(torch, Timed, f"{label} eager", torch_tr.run, batch, args.threads)
-  sides = [Timed(f"gen_jax jit ({coupling})", jax_tr.run, batch)] + theirs_sides
   t0 = time.perf_counter()
-  rates = compare(sides, **timing)
-  for side in sides:
-    print(describe(side))
-  ours = rates[sides[0].name]
-  theirs_name, theirs = fastest(rates, theirs_sides)
-  loss_j, loss_t = check_finite("gen_jax", jax_tr.loss), check_finite("torchcfm", torch_tr.loss)
-  log(t_start, f"  final losses: gen_jax {loss_j:.4f}, torchcfm {loss_t:.4f}  "
-               f"[{time.perf_counter() - t0:.0f} s timed incl. warm-up]")
+  ours, theirs_name, theirs, windows = compare_with_torch(Timed(f"gen_jax jit ({coupling})", jax_tr.run, batch),
+                                                          theirs_sides, timing)
+  loss_j, loss_t = final_losses(t_start, t0, {"gen_jax": jax_tr.loss, "torchcfm": torch_tr.loss})
   row = dict(part=name, measure=f"train examples/s, {title}, {size}x{size}x{channels}", coupling=coupling,
              batch=batch, parameters=jax_tr.num_params, gen_jax=ours, torchcfm=theirs, torchcfm_side=theirs_name,
              ratio=ours / theirs, gen_jax_compile_s=jax_tr.compile_s)
@@ -198,9 +165,7 @@ def bench_train(name, args, jax, torch, t_start):
                 gen_jax_compile_s=jax_tr.compile_s, xla_gflop_per_step=gflop,
                 gflop_per_s_gen_jax=gflop * ours / batch, gflop_per_s_torchcfm=gflop * theirs / batch,
                 seconds_per_step_gen_jax=batch / ours, seconds_per_step_torchcfm=batch / theirs,
-                final_loss_gen_jax=loss_j, final_loss_torchcfm=loss_t, medians=rates,
-                repeats={s.name: s.rates for s in sides}, calls_per_window={s.name: s.calls_per_window for s in sides},
-                loadavg_after=os.getloadavg())
+                final_loss_gen_jax=loss_j, final_loss_torchcfm=loss_t, **windows, loadavg_after=os.getloadavg())
   print(f"  {row['measure']} ({coupling}): gen_jax {ours:.4g}, {theirs_name} {theirs:.4g}, ratio {row['ratio']:.2f}x; "
         f"{batch / ours * 1000:.1f} vs {batch / theirs * 1000:.1f} ms/step", flush=True)
   return row, detail
@@ -219,10 +184,7 @@ def markdown_table(rows) -> str:
 
 def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument("--quick", action="store_true",
-                 help="smoke test: short windows, a tiny U-Net for (b) (< 2 min); writes no JSON unless --json")
-  p.add_argument("--json", metavar="OUT", default=None,
-                 help=f"where to write environment and results (full run default: {DEFAULT_JSON})")
+  add_run_arguments(p, "short windows, a tiny U-Net for (b) (< 2 min)", DEFAULT_JSON)
   p.add_argument("--parts", default="digits,cifar,ot",
                  help="comma-separated subset of digits (layout a), cifar (layout b), ot (layout a, minibatch OT)")
   p.add_argument("--repeats", type=int, default=None,
@@ -249,25 +211,20 @@ def main(argv=None):
     if args.window:
       t["window_s"] = args.window
   auto_threads = args.threads is None
-  args.threads = ([int(t) for t in args.threads.split(",")] if args.threads
-                  else sorted({num_cores(), 1}, reverse=True))
+  args.threads = parse_threads(args.threads, default=sorted({num_cores(), 1}, reverse=True))
   parts = [s.strip() for s in args.parts.split(",") if s.strip()]
   if unknown := set(parts) - set(PARTS["full"]):
     raise SystemExit(f"unknown --parts {sorted(unknown)}; expected digits, cifar, ot")
-  json_path = args.json or (None if args.quick else DEFAULT_JSON)
+  out = json_path(args, DEFAULT_JSON)
 
-  os.environ.setdefault("JAX_PLATFORMS", "cpu")
-  import jax
+  jax, torch, t_start = start_jax_and_torch(args.threads)
+  import diffusers
   import ot
   import ott
-  import torch
   import torchcfm
-  torch.set_num_threads(args.threads[0])
-  t_start = time.perf_counter()
-
-  env = environment(jax, torch)
-  env.update(torchcfm=getattr(torchcfm, "__version__", "unknown"), pot=ot.__version__, ott_jax=ott.__version__)
-  env = probe_and_print(env, torch, args.threads)
+  env = probe_and_print(torch_environment(jax, torch, diffusers=diffusers.__version__,
+                                          torchcfm=getattr(torchcfm, "__version__", "unknown"), pot=ot.__version__,
+                                          ott_jax=ott.__version__), torch, args.threads)
   if auto_threads:
     probe = env["torch_conv3x3_ms_by_threads"]
     skipped = [t for t in args.threads if t > 1 and probe[t] > 2 * probe[1]]
@@ -288,13 +245,10 @@ def main(argv=None):
   table = markdown_table(rows)
   print("\n" + table)
   log(t_start, "done")
-  if json_path:
+  if out:
     setup = {k: v for k, v in vars(args).items() if k not in ("parts_table", "timing")}
-    with open(json_path, "w") as f:
-      json.dump(dict(environment=env, args=setup, parts={k: args.parts_table[k] for k in parts}, timing=args.timing,
-                     train=rows, details=details, total_s=time.perf_counter() - t_start,
-                     loadavg_at_end=os.getloadavg()), f, indent=1)
-    print(f"wrote {json_path}")
+    write_results(out, t_start, environment=env, args=setup, parts={k: args.parts_table[k] for k in parts},
+                  timing=args.timing, train=rows, details=details)
 
 
 if __name__ == "__main__":

@@ -46,18 +46,16 @@ the repeats.
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
 import sys
 import time
 
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from timing import (TaskStep, Timed, check_finite, compare, cpu_flags, cpu_model, describe, fastest, log,  # pylint: disable=wrong-import-position
-                    num_cores, probe_and_print, torch_sides)
+from timing import (THREADS_HELP, CompiledCall, TaskStep, Timed, add_run_arguments, compare_with_torch,  # pylint: disable=wrong-import-position
+                    count_params, count_torch_params, final_losses, init_task, json_path, log, parse_threads,
+                    probe_and_print, random_images, start_jax_and_torch, torch_environment, torch_nchw, torch_sides,
+                    write_results, xla_flops)
 
 DEFAULT_JSON = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gan_vs_pytorch_cpu.json")
 # pytorch/examples dcgan/main.py at nz = 100, ngf = ndf = 64, nc = 3 (tests/test_gan_parts.py).
@@ -75,33 +73,6 @@ TIMING = {
     "quick": dict(train=dict(warmup_calls=2, window_s=0.3, repeats=2, max_calls=50),
                   sample=dict(warmup_calls=2, window_s=0.2, repeats=2, max_calls=50)),
 }
-
-
-def environment(jax, torch) -> dict:
-  import flax
-  import jaxlib
-  import optax
-  return {
-      "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-      "python": sys.version.split()[0], "cpu_model": cpu_model(), "cpu_simd_flags": cpu_flags(),
-      "os_cpu_count": os.cpu_count(), "cpus_in_affinity": num_cores(),
-      "jax": jax.__version__, "jaxlib": jaxlib.__version__, "flax": flax.__version__, "optax": optax.__version__,
-      "jax_backend": jax.default_backend(), "jax_devices": [str(d) for d in jax.devices()],
-      "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""),
-      "torch": torch.__version__, "numpy": np.__version__,
-      "torch_num_interop_threads": torch.get_num_interop_threads(),
-      "loadavg_1_5_15min_at_start": os.getloadavg(),
-  }
-
-
-def count(tree) -> int:
-  import jax
-  return int(sum(np.prod(p.shape) for p in jax.tree.leaves(tree)))
-
-
-def random_images(size, batch, seed=0) -> np.ndarray:
-  """uint8 [B, H, W, 3] (any images do for throughput; uniform levels)."""
-  return np.random.default_rng(seed).integers(0, 256, (batch, size, size, 3), dtype=np.uint8)
 
 
 def num_doublings(size) -> int:
@@ -130,40 +101,21 @@ class JaxGAN(TaskStep):
     spec = DataSpec(name="bench", event_shape=(size, size, 3), num_levels=256, kind="image")
     task = gan_task(self.model, spec, loss=loss)   # gan_task's default: Adam(2e-4, 0.5, 0.999) for each player
     x = jax.device_put(x_uint8)
-    t0 = time.perf_counter()
     # "rbg" keys compile the initialisation much faster than threefry on CPU (~4 s vs ~20 s at the
     # --quick size here); the step itself uses threefry keys, as the training loop does.
-    params, model_state = jax.jit(task.init)(jax.random.key(0, impl="rbg"), x)
-    opt_state = jax.jit(task.optimizer.init)(params)
-    jax.block_until_ready((params, model_state, opt_state))
-    self.init_s = time.perf_counter() - t0
+    params, model_state, opt_state, self.init_s = init_task(jax, task, x, jax.random.key(0, impl="rbg"))
     super().__init__(jax, task, params, model_state, opt_state, x)  # as gen_jax.train.step.train_step
-    cost = self.step.cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    self.flops_per_step = float(cost.get("flops", float("nan"))) if cost else float("nan")
+    self.flops_per_step = xla_flops(self.step)
 
   def parameters(self, player):
     return self.state[0]["model"]["params"][player]
 
 
-class JaxSampler:
+def jax_sampler(jax, gan, num) -> CompiledCall:
   """task.sample(params, rng, num) jitted and compiled ahead of time: G in eval mode, uint8 levels."""
-
-  def __init__(self, jax, gan, num):
-    self.jax = jax
-    from gen_jax.train.task import merge_variables
-    self.params = merge_variables(gan.state[0], gan.state[1])
-    self.key = jax.random.key(2)
-    fn = jax.jit(lambda params, rng: gan.task.sample(params, rng, num))
-    t0 = time.perf_counter()
-    self.fn = fn.lower(self.params, self.key).compile()
-    self.compile_s = time.perf_counter() - t0
-    self.out = None
-
-  def run(self, n):
-    for _ in range(n):
-      self.out = self.fn(self.params, self.key)
-    self.jax.block_until_ready(self.out)
+  from gen_jax.train.task import merge_variables
+  return CompiledCall(jax, lambda params, rng: gan.task.sample(params, rng, num),
+                      merge_variables(gan.state[0], gan.state[1]), jax.random.key(2))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -228,7 +180,7 @@ class TorchGAN:
     self.criterion = torch.nn.BCELoss()
     self.opt_d = torch.optim.Adam(self.net_d.parameters(), lr=LR, betas=(BETA1, BETA2))
     self.opt_g = torch.optim.Adam(self.net_g.parameters(), lr=LR, betas=(BETA1, BETA2))
-    self.x = torch.from_numpy(np.ascontiguousarray(x_uint8.transpose(0, 3, 1, 2)))  # uint8 NCHW
+    self.x = torch_nchw(torch, x_uint8)
     self.loss = None
     self.stats = None
 
@@ -300,7 +252,7 @@ def check_same_layers(torch, jax_gan, torch_gan):
     got = {layer: {k: tuple(v.shape) for k, v in leaves.items()} for layer, leaves in ours.items()}
     if got != expected:
       raise SystemExit(f"the two {player}s differ:\n  gen_jax {got}\n  torch   {expected}")
-    n_ours, n_theirs = count(ours), int(sum(p.numel() for p in net.parameters()))
+    n_ours, n_theirs = count_params(ours), count_torch_params(net)
     if n_ours != n_theirs:
       raise SystemExit(f"the two {player}s differ: gen_jax {n_ours} vs torch {n_theirs} parameters")
     counts[player] = n_ours
@@ -312,7 +264,7 @@ def check_same_layers(torch, jax_gan, torch_gan):
 
 def bench_train(args, jax, torch, t_start):
   sizes, batch, size = args.sizes, args.sizes["batch"], args.sizes["image_size"]
-  x = random_images(size, batch)
+  x = random_images(batch, size)
   log(t_start, f"[train] DCGAN {size}x{size}x3, latent {sizes['latent_dim']}, {sizes['channels']} base channels, "
                f"batch {batch}: building and compiling gen_jax")
   jax_gan = JaxGAN(jax, sizes, x, args.loss)
@@ -325,18 +277,11 @@ def bench_train(args, jax, torch, t_start):
   log(t_start, f"  parameters (equal, layer by layer): G {counts['generator']:,}, D {counts['discriminator']:,}; "
                f"gen_jax init {jax_gan.init_s:.1f} s, compile {jax_gan.compile_s:.1f} s; XLA's count of one "
                f"step {gflop:.2f} GFLOP")
-  ours_side = Timed("gen_jax jit", jax_gan.run, 1)
   theirs_sides = torch_sides(torch, Timed, "torch eager", torch_gan.run, 1, args.threads)
-  sides = [ours_side] + theirs_sides
   t0 = time.perf_counter()
-  rates = compare(sides, **args.timing["train"])
-  for side in sides:
-    print(describe(side))
-  ours = rates[ours_side.name]
-  theirs_name, theirs = fastest(rates, theirs_sides)
-  loss_j, loss_t = check_finite("gen_jax", jax_gan.loss), check_finite("torch", torch_gan.loss)
-  log(t_start, f"  final L_D + L_G: gen_jax {loss_j:.4f}, torch {loss_t:.4f}  "
-               f"[{time.perf_counter() - t0:.0f} s timed incl. warm-up]")
+  ours, theirs_name, theirs, windows = compare_with_torch(Timed("gen_jax jit", jax_gan.run, 1), theirs_sides,
+                                                          args.timing["train"])
+  loss_j, loss_t = final_losses(t_start, t0, {"gen_jax": jax_gan.loss, "torch": torch_gan.loss}, "final L_D + L_G")
   ratio = ours / theirs
   row = dict(measure=f"two-player steps/s, DCGAN {size}x{size}x3 (ngf = ndf = {sizes['channels']}, nz = "
                      f"{sizes['latent_dim']})", batch=batch,
@@ -347,9 +292,7 @@ def bench_train(args, jax, torch, t_start):
                 gen_jax_compile_s=jax_gan.compile_s, xla_gflop_per_step=gflop,
                 gflop_per_s_gen_jax=gflop * ours, gflop_per_s_torch=gflop * theirs,
                 seconds_per_step_gen_jax=1 / ours, seconds_per_step_torch=1 / theirs,
-                final_loss_gen_jax=loss_j, final_loss_torch=loss_t, medians=rates,
-                repeats={s.name: s.rates for s in sides}, calls_per_window={s.name: s.calls_per_window for s in sides},
-                loadavg_after=os.getloadavg())
+                final_loss_gen_jax=loss_j, final_loss_torch=loss_t, **windows, loadavg_after=os.getloadavg())
   print(f"  {row['measure']}, batch {batch}: gen_jax {ours:.4g} steps/s ({ours * batch:.4g} examples/s), "
         f"{theirs_name} {theirs:.4g} steps/s ({theirs * batch:.4g} examples/s); ratio {ratio:.2f}x (goal {GOAL}x, "
         f"{'met' if row['goal_met'] else 'not met'}); {1 / ours:.3f} vs {1 / theirs:.3f} s/step, "
@@ -360,22 +303,16 @@ def bench_train(args, jax, torch, t_start):
 def bench_sampling(args, jax, torch, trained, t_start):
   jax_gan, torch_gan = trained
   num = args.sizes["sample_batch"]
-  sampler = JaxSampler(jax, jax_gan, num)
+  sampler = jax_sampler(jax, jax_gan, num)
   log(t_start, f"[sample] G in eval mode to uint8, batch {num}: gen_jax compiled in {sampler.compile_s:.1f} s")
   torch_sampler = TorchSampler(torch, torch_gan.net_g, torch_gan.nz, num)
-  ours_side = Timed("gen_jax jit", sampler.run, num)
   theirs_sides = torch_sides(torch, Timed, "torch no_grad", torch_sampler.run, num, args.threads)
-  sides = [ours_side] + theirs_sides
-  rates = compare(sides, **args.timing["sample"])
-  for side in sides:
-    print(describe(side))
-  ours = rates[ours_side.name]
-  theirs_name, theirs = fastest(rates, theirs_sides)
+  ours, theirs_name, theirs, windows = compare_with_torch(Timed("gen_jax jit", sampler.run, num), theirs_sides,
+                                                          args.timing["sample"])
   size = args.sizes["image_size"]
   row = dict(measure=f"sampling images/s, G {size}x{size}x3 in eval mode to uint8", batch=num, gen_jax=ours,
              torch=theirs, torch_side=theirs_name, ratio=ours / theirs)
-  detail = dict(gen_jax_compile_s=sampler.compile_s, medians=rates, repeats={s.name: s.rates for s in sides},
-                calls_per_window={s.name: s.calls_per_window for s in sides})
+  detail = dict(gen_jax_compile_s=sampler.compile_s, **windows)
   log(t_start, f"  sampling: gen_jax {ours:.4g} images/s, {theirs_name} {theirs:.4g} images/s; ratio {ours / theirs:.2f}x")
   return row, detail
 
@@ -397,11 +334,7 @@ def markdown_table(train_row, sample_row) -> str:
 
 def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument("--quick", action="store_true",
-                 help="smoke test: 16x16 images, 8 base channels, batch 8, short windows (< 2 min); writes no "
-                      "JSON unless --json is given")
-  p.add_argument("--json", metavar="OUT", default=None,
-                 help=f"where to write environment and results (full run default: {DEFAULT_JSON})")
+  add_run_arguments(p, "16x16 images, 8 base channels, batch 8, short windows (< 2 min)", DEFAULT_JSON)
   p.add_argument("--parts", default="train,sample", help="comma-separated subset of train, sample (needs train)")
   p.add_argument("--batch", type=int, default=None, help="training batch, both sides (default 64, the example's; "
                                                          "--quick 8)")
@@ -409,10 +342,7 @@ def main(argv=None):
   p.add_argument("--image-size", type=int, default=None, help="image side, 4 * 2^n (default 64; --quick 16)")
   p.add_argument("--channels", type=int, default=None, help="ngf = ndf (default 64; --quick 8)")
   p.add_argument("--latent-dim", type=int, default=None, help="nz (default 100)")
-  p.add_argument("--threads", default=None,
-                 help="torch intra-op thread count(s), comma-separated; each is timed and the table keeps "
-                      "the fastest (default: the cores this process may use, as XLA does; '2,1' also "
-                      "times 1 thread, which wins on an oversubscribed machine)")
+  p.add_argument("--threads", default=None, help=THREADS_HELP)
   args = p.parse_args(argv)
   args.loss = "non_saturating"  # the example's BCE losses (see the module docstring)
   mode = "quick" if args.quick else "full"
@@ -420,7 +350,7 @@ def main(argv=None):
   for key in ("batch", "sample_batch", "image_size", "channels", "latent_dim"):
     if getattr(args, key) is not None:
       args.sizes[key] = getattr(args, key)
-  args.threads = [int(t) for t in args.threads.split(",")] if args.threads else [num_cores()]
+  args.threads = parse_threads(args.threads)
   parts = [s.strip() for s in args.parts.split(",") if s.strip()]
   if unknown := set(parts) - {"train", "sample"}:
     raise SystemExit(f"unknown --parts {sorted(unknown)}; expected train, sample")
@@ -428,16 +358,11 @@ def main(argv=None):
     raise SystemExit("--parts sample samples from the networks built in part train; add train")
   if args.sizes["batch"] < 2:
     raise SystemExit("--batch must be >= 2 (BatchNorm in train mode)")
-  json_path = args.json or (None if args.quick else DEFAULT_JSON)
+  out = json_path(args, DEFAULT_JSON)
 
-  os.environ.setdefault("JAX_PLATFORMS", "cpu")
-  import jax
-  import torch
+  jax, torch, t_start = start_jax_and_torch(args.threads)
   num_doublings(args.sizes["image_size"])  # fails early on a size without the 4x4 base
-  torch.set_num_threads(args.threads[0])
-  t_start = time.perf_counter()
-
-  env = probe_and_print(environment(jax, torch), torch, args.threads)
+  env = probe_and_print(torch_environment(jax, torch), torch, args.threads)
 
   details = {}
   train_row, details["train"], trained = bench_train(args, jax, torch, t_start)
@@ -447,13 +372,10 @@ def main(argv=None):
 
   print("\n" + markdown_table(train_row, sample_row))
   log(t_start, "done")
-  if json_path:
+  if out:
     setup = {k: v for k, v in vars(args).items() if k not in ("sizes", "timing")}
-    with open(json_path, "w") as f:
-      json.dump(dict(environment=env, args=setup, sizes=args.sizes, timing=args.timing, train=train_row,
-                     sampling=sample_row, details=details, total_s=time.perf_counter() - t_start,
-                     loadavg_at_end=os.getloadavg()), f, indent=1)
-    print(f"wrote {json_path}")
+    write_results(out, t_start, environment=env, args=setup, sizes=args.sizes, timing=args.timing,
+                  train=train_row, sampling=sample_row, details=details)
 
 
 if __name__ == "__main__":

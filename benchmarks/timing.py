@@ -3,10 +3,18 @@
 Each side's `run(n)` does n units of work and waits for them. `compare` warms every side up, sizes
 its window, then alternates the sides' timed windows (A, B, A, B, ...) so that they see the same
 machine load, and reports the median rate of each.
+
+The benchmarks against a PyTorch peer (diffusion_vs_diffusers, gan_vs_pytorch, flow_matching_vs_torchcfm,
+ebm_vs_pytorch) share the rest: the environment record, jax and torch started with the timed thread
+count, random uint8 batches, parameter and XLA flop counts, gen_jax's Task step and compiled calls,
+one timed side per torch thread count, the comparison printed and recorded, the JSON written.
 """
+import datetime
+import json
 import os
 import platform
 import statistics
+import sys
 import time
 
 import numpy as np
@@ -89,6 +97,92 @@ def num_cores() -> int:
   return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+THREADS_HELP = ("torch intra-op thread count(s), comma-separated; each is timed and the table keeps the fastest "
+                "(default: the cores this process may use, as XLA does; '2,1' also times 1 thread, which wins on "
+                "an oversubscribed machine)")
+
+
+def add_run_arguments(parser, quick_help: str, default_json: str) -> None:
+  """--quick (a smoke test: `quick_help`, no JSON unless --json) and --json OUT."""
+  parser.add_argument("--quick", action="store_true",
+                      help=f"smoke test: {quick_help}; writes no JSON unless --json is given")
+  parser.add_argument("--json", metavar="OUT", default=None,
+                      help=f"where to write environment and results (full run default: {default_json})")
+
+
+def json_path(args, default_json: str):
+  """Where the results go: --json, else `default_json` for a full run and nowhere for --quick."""
+  return args.json or (None if args.quick else default_json)
+
+
+def parse_threads(text, default=None) -> list[int]:
+  """--threads "2,1" -> [2, 1]; None -> `default` (the cores this process may use)."""
+  return [int(t) for t in text.split(",")] if text else (default or [num_cores()])
+
+
+def start_jax_and_torch(threads):
+  """(jax, torch, t_start): jax on the CPU unless JAX_PLATFORMS says otherwise, torch with threads[0]
+  intra-op threads; imported here, after the arguments are parsed, so that --help needs neither."""
+  os.environ.setdefault("JAX_PLATFORMS", "cpu")
+  import jax
+  import torch
+  torch.set_num_threads(threads[0])
+  return jax, torch, time.perf_counter()
+
+
+def torch_environment(jax, torch, **versions) -> dict:
+  """The machine and the libraries of a gen_jax-vs-PyTorch run; `versions`: the peer libraries'
+  (name=version), recorded after torch's."""
+  import flax
+  import jaxlib
+  import optax
+  return {
+      "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+      "python": sys.version.split()[0], "cpu_model": cpu_model(), "cpu_simd_flags": cpu_flags(),
+      "os_cpu_count": os.cpu_count(), "cpus_in_affinity": num_cores(),
+      "jax": jax.__version__, "jaxlib": jaxlib.__version__, "flax": flax.__version__, "optax": optax.__version__,
+      "jax_backend": jax.default_backend(), "jax_devices": [str(d) for d in jax.devices()],
+      "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""),
+      "torch": torch.__version__, **versions, "numpy": np.__version__,
+      "torch_num_interop_threads": torch.get_num_interop_threads(),
+      "loadavg_1_5_15min_at_start": os.getloadavg(),
+  }
+
+
+def write_results(path, t_start, **results):
+  """`results` as JSON at `path`, with total_s (since t_start) and loadavg_at_end."""
+  with open(path, "w") as f:
+    json.dump(dict(results, total_s=time.perf_counter() - t_start, loadavg_at_end=os.getloadavg()), f, indent=1)
+  print(f"wrote {path}")
+
+
+def random_images(batch, size, channels=3, seed=0) -> np.ndarray:
+  """uint8 [batch, size, size, channels] of uniform levels in {0, ..., 255} (any images do for throughput)."""
+  return np.random.default_rng(seed).integers(0, 256, (batch, size, size, channels), dtype=np.uint8)
+
+
+def torch_nchw(torch, x_uint8):
+  """The uint8 NHWC batch as a torch tensor in torch's NCHW layout (still uint8)."""
+  return torch.from_numpy(np.ascontiguousarray(x_uint8.transpose(0, 3, 1, 2)))
+
+
+def count_params(tree) -> int:
+  """Parameters in a pytree of arrays."""
+  import jax
+  return int(sum(np.prod(p.shape) for p in jax.tree.leaves(tree)))
+
+
+def count_torch_params(module) -> int:
+  return int(sum(p.numel() for p in module.parameters()))
+
+
+def xla_flops(compiled) -> float:
+  """XLA's count of the floating-point operations of one call of a compiled function (nan without one)."""
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return float(cost.get("flops", float("nan"))) if cost else float("nan")
+
+
 def log(t_start, message):
   print(f"[{time.perf_counter() - t_start:6.0f} s] {message}", flush=True)
 
@@ -128,6 +222,30 @@ def torch_thread_probe(torch, thread_counts) -> dict:
   return ms
 
 
+def compare_with_torch(ours, theirs, timing):
+  """Alternates the windows of gen_jax's side `ours` and the torch sides `theirs` (one per thread count,
+  `torch_sides`; may be empty) by `compare(**timing)` and prints every side. Returns (gen_jax's median
+  rate, the fastest torch side's name and median rate, or None and None without one, the record of the
+  windows for the JSON: medians, repeats, calls_per_window)."""
+  sides = [ours, *theirs]
+  rates = compare(sides, **timing)
+  for side in sides:
+    print(describe(side))
+  theirs_name, theirs_rate = fastest(rates, theirs) if theirs else (None, None)
+  record = dict(medians=rates, repeats={s.name: s.rates for s in sides},
+                calls_per_window={s.name: s.calls_per_window for s in sides})
+  return rates[ours.name], theirs_name, theirs_rate, record
+
+
+def final_losses(t_start, t_timed, losses: dict, what: str = "final losses") -> list[float]:
+  """Each side's last loss ({side: loss}) checked finite (`check_finite`) and logged with the seconds since
+  t_timed; returns them as floats, in order."""
+  values = [check_finite(name, loss) for name, loss in losses.items()]
+  log(t_start, f"  {what}: " + ", ".join(f"{name} {v:.4f}" for name, v in zip(losses, values))
+      + f"  [{time.perf_counter() - t_timed:.0f} s timed incl. warm-up]")
+  return values
+
+
 def torch_sides(torch, side_class, label, run, items_per_call, thread_counts):
   """One timed side per torch intra-op thread count."""
   def with_threads(threads):
@@ -136,6 +254,32 @@ def torch_sides(torch, side_class, label, run, items_per_call, thread_counts):
       run(n)
     return wrapped
   return [side_class(f"{label} ({t} thr)", with_threads(t), items_per_call) for t in thread_counts]
+
+
+def init_task(jax, task, x, key):
+  """(params, model_state, opt_state, seconds): a gen_jax Task's initial state for the batch x, each part
+  jitted (with an "rbg" key the initialisation compiles much faster than with threefry on CPU)."""
+  t0 = time.perf_counter()
+  params, model_state = jax.jit(task.init)(key, x)
+  opt_state = jax.jit(task.optimizer.init)(params)
+  jax.block_until_ready((params, model_state, opt_state))
+  return params, model_state, opt_state, time.perf_counter() - t0
+
+
+class CompiledCall:
+  """fn(*args) under `jax.jit`, compiled ahead of time (`compile_s`); `run(n)` calls it n times and waits."""
+
+  def __init__(self, jax, fn, *args):
+    self.jax, self.args = jax, args
+    t0 = time.perf_counter()
+    self.fn = jax.jit(fn).lower(*args).compile()
+    self.compile_s = time.perf_counter() - t0
+    self.out = None
+
+  def run(self, n):
+    for _ in range(n):
+      self.out = self.fn(*self.args)
+    self.jax.block_until_ready(self.out)
 
 
 class TaskStep:
@@ -166,6 +310,30 @@ class TaskStep:
     self.jax.block_until_ready((self.state, self.loss))
 
 
+class TorchTrainStep:
+  """An eager torch training step on a fixed uint8 batch x (NHWC, held as NCHW): `loss_of(x)` at x's bin
+  centres 2 x / 255 - 1 (as gen_jax's model space), backward, torch.optim.Adam(lr); `run(n)` does n steps
+  and keeps the last loss. Subclasses define `loss_of`; `net` is in train mode."""
+
+  def __init__(self, torch, net, x_uint8, lr):
+    self.torch, self.net = torch, net.train()
+    self.num_params = count_torch_params(net)
+    self.x = torch_nchw(torch, x_uint8)
+    self.opt = torch.optim.Adam(net.parameters(), lr=lr)
+    self.loss = None
+
+  def loss_of(self, x):
+    raise NotImplementedError
+
+  def run(self, n):
+    for _ in range(n):
+      loss = self.loss_of(self.x.float() / 127.5 - 1.0)
+      self.opt.zero_grad(set_to_none=True)
+      loss.backward()
+      self.opt.step()
+      self.loss = loss.detach()
+
+
 def probe_and_print(env, torch, thread_counts):
   """Adds the torch thread probe to the environment `env`, prints it, warns when oversubscribed."""
   env["torch_num_threads_timed"] = thread_counts
@@ -178,6 +346,10 @@ def probe_and_print(env, torch, thread_counts):
           "oversubscribed and OpenMP waits for descheduled threads. Rerun on a quiet machine, or add 1 to "
           "--threads (e.g. --threads 2,1).")
   return env
+
+
+# The keyword arguments of gen_jax's nn.UNet in a layout (diffusion_vs_diffusers, flow_matching_vs_torchcfm).
+UNET_KEYS = ("channels", "channel_multipliers", "num_res_blocks", "attention_resolutions", "num_groups")
 
 
 def diffusers_unet(layout, dropout):
