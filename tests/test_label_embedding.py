@@ -1,4 +1,5 @@
 """gen_jax.nn.label_embedding: the label check and the guided output of a conditional model on one doubled batch."""
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -54,3 +55,15 @@ def test_check_labels():
     check_labels(jnp.zeros((2,)), 2, K)
   with pytest.raises(ValueError, match=r"integers of shape \[batch\] = \(2,\), got int32 \(2, 1\)"):
     check_labels(jnp.zeros((2, 1), jnp.int32), 2, K)
+
+
+def test_check_labels_under_jit():
+  """Labels closed over by a jitted function are concrete: checked (the comparison must not be traced);
+  labels that are the jitted function's arguments are traced: range unchecked, passed through as int32."""
+  ok = jnp.array([0, 3])
+  np.testing.assert_array_equal(jax.jit(lambda: check_labels(ok, 2, K))(), [0, 3])
+  bad = jnp.array([0, 7])
+  with pytest.raises(ValueError, match=r"got values in \[0, 7\]"):
+    jax.jit(lambda: check_labels(bad, 2, K))()
+  traced = jax.jit(lambda labels: check_labels(labels, 2, K))(jnp.array([0, 7], jnp.uint8))
+  assert traced.dtype == jnp.int32

@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def null_labels(batch: int, num_classes: int) -> jax.Array:
@@ -42,8 +43,11 @@ def check_labels(labels, num: int, num_classes: int, size_name: str = "batch") -
   if labels.shape != (num,) or not jnp.issubdtype(labels.dtype, jnp.integer):
     raise ValueError(f"labels must be integers of shape [{size_name}] = ({num},), got {labels.dtype} "
                      f"{tuple(labels.shape)}")
-  if not isinstance(labels, jax.core.Tracer) and not bool(jnp.all((labels >= 0) & (labels <= num_classes))):
-    raise ValueError(f"labels must lie in {expected}, got values in [{int(labels.min())}, {int(labels.max())}]")
+  if not isinstance(labels, jax.core.Tracer) and labels.size:  # concrete (also when closed over under jit)
+    values = np.asarray(labels)
+    low, high = int(values.min()), int(values.max())
+    if low < 0 or high > num_classes:
+      raise ValueError(f"labels must lie in {expected}, got values in [{low}, {high}]")
   return labels.astype(jnp.int32)
 
 
