@@ -224,3 +224,64 @@ def test_two_processes_verify_checksums_set_a_damaged_step_aside_once_and_resume
   assert "moved to" not in open(f"{workdir}.p1.log").read()
   assert_same_metrics(metrics_of(workdir), metrics_of(reference))
   assert_same_params(params_of(workdir), params_of(reference))
+
+
+SHARED_EVALUATION = """
+import sys
+sys.path.insert(0, {repo!r})
+from gen_jax.drivers import distributed
+num, index, port = {num}, {index}, {port}
+if num > 1:
+  distributed.initialize(coordinator_address=f"127.0.0.1:{{port}}", num_processes=num, process_id=index)
+import jax, jax.numpy as jnp, ml_collections, numpy as np
+from gen_jax.data import load_dataset
+from gen_jax.eval import across_processes, features, training_metrics
+images = load_dataset("digits", "test").data  # 297 real images, uint8 [297, 8, 8, 1]
+projection = np.random.default_rng(0).normal(size=(64, 12)).astype(np.float32)
+network = features.FeatureNetwork("projection", lambda x: {{
+    "features": jnp.reshape(x, (x.shape[0], -1)).astype(jnp.float32) @ projection,
+    "logits": jnp.reshape(x, (x.shape[0], -1))[:, :10].astype(jnp.float32)}}, ("features", "logits"))
+drawn = []
+def sample_fn(params, key, n):  # a fake model: images of the test split, picked by the key
+  drawn.append(int(jax.random.randint(key, (), 0, 10**6)))
+  return images[jax.random.randint(key, (n,), 0, len(images))]
+config = ml_collections.ConfigDict(dict(sample_metrics=("fid", "kid", "prdc", "is"), num_samples=32,
+                                        sample_metrics_num_samples=150, feature_batch_size=20))
+score = training_metrics.make_sample_metrics(config, network, lambda x: x, images, sample_fn)
+scores = score(None, jax.random.key(7))
+stats = features.feature_statistics(network, images, batch_size=40, across_processes=True)
+few = features.feature_statistics(network, images[:30], batch_size=40, across_processes=True)  # 1 batch, 2 processes
+extracted = features.extract_features(network, images, batch_size=40, across_processes=True)
+chunks = across_processes.map_chunks(lambda c: {{"c": np.int64(c) * 2**40, "x": np.full(3, c / 7)}}, 5)
+np.savez({out!r}, mu=stats.mu, sigma=stats.sigma, num=stats.num, few_mu=few.mu, few_sigma=few.sigma,
+         features=extracted["features"], logits=extracted["logits"], drawn=drawn,
+         scores=[scores[k] for k in sorted(scores) if k != "sample/seconds"],
+         chunks_c=[c["c"] for c in chunks], chunks_x=np.stack([c["x"] for c in chunks]),
+         mine=list(across_processes.own_chunks(5)))
+"""
+
+
+@pytest.mark.slow
+def test_feature_statistics_features_and_sample_metrics_of_two_processes_equal_one_process(tmp_path):
+  """`gen_jax.eval` shared out over 2 processes: each computes only its chunks (c mod 2), and the gathered
+  statistics, features and sample metrics equal one process's (digits' test split, a fixed feature network)."""
+  port, procs = _free_port(), []
+  for name, num in (("one", 1), ("two", 2)):
+    for i in range(num):
+      script = SHARED_EVALUATION.format(repo=REPO, num=num, index=i, port=port, out=str(tmp_path / f"{name}{i}.npz"))
+      log = open(tmp_path / f"{name}.p{i}.log", "w")
+      procs.append((name, subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stdout=log,
+                                           stderr=subprocess.STDOUT)))
+  # ~25 s; a process that fails leaves the other waiting in a gather: stop it sooner than the default
+  wait([p for n, p in procs if n == "one"], tmp_path / "one", timeout=150)
+  wait([p for n, p in procs if n == "two"], tmp_path / "two", timeout=150)
+  one, two = (np.load(tmp_path / f"{name}.npz") for name in ("one0", "two0"))
+  other = np.load(tmp_path / "two1.npz")
+  for got in (two, other):  # every process holds the whole result
+    for key in ("mu", "sigma", "num", "few_mu", "few_sigma", "features", "logits", "scores", "chunks_c", "chunks_x"):
+      np.testing.assert_allclose(got[key], one[key], rtol=1e-12, atol=1e-14, err_msg=key)
+  assert one["num"] == 297 and np.all(one["chunks_c"] == np.arange(5) * 2**40)  # 8-byte values arrive whole
+  assert list(two["mine"]) == [0, 2, 4] and list(other["mine"]) == [1, 3]
+  # 150 samples in chunks of 32: 5 chunks, drawn 3 by process 0 and 2 by process 1, each once
+  assert len(one["drawn"]) == 5 and len(two["drawn"]) == 3 and len(other["drawn"]) == 2
+  assert sorted([*two["drawn"], *other["drawn"]]) == sorted(one["drawn"])

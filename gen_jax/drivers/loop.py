@@ -16,7 +16,8 @@ On many processes (after `gen_jax.drivers.distributed.initialize`) the Mesh span
 devices: each process reads only its rows of batch `s` and of each evaluation batch, which
 `jax.make_array_from_process_local_data` assembles into the global batch (the config's size, the same
 examples for any process count); every process takes part in each step, evaluation and checkpoint
-(Orbax's multi-process save and restore), and process 0 alone writes the logs, metrics.jsonl,
+(Orbax's multi-process save and restore) and draws and featurizes its share of the sample metrics'
+chunks (`gen_jax.eval.across_processes`), and process 0 alone writes the logs, metrics.jsonl,
 TensorBoard events, samples and figures (those from a host copy of the replicated params). A SIGTERM
 to any one process stops all of them after the same step, with one checkpoint.
 """
@@ -40,6 +41,7 @@ from gen_jax import models
 from gen_jax import visualize
 from gen_jax.drivers import scoring
 from gen_jax.drivers import workdir_lock
+from gen_jax.eval import across_processes
 from gen_jax.eval import training_metrics
 from gen_jax.train import checkpoint
 from gen_jax.train import config_ranges
@@ -206,13 +208,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, devices=
     return _train(config, workdir, mesh, train_ds, test_ds, strict_resume)
 
 
-def _agree(flag: bool) -> bool:
-  """Whether `flag` is set on any process (a SIGTERM may reach one host only); `flag` on one process."""
-  if jax.process_count() == 1:
-    return flag
-  return bool(np.any(multihost_utils.process_allgather(np.int32(flag))))
-
-
 def _local(variables):
   """`variables` (replicated over the mesh) where this process alone can compute with them: as they are
   on one process, copied to host memory on many (a jitted call on arrays that span other processes' devices
@@ -270,7 +265,7 @@ def _train(config, workdir, mesh, train_ds, test_ds, strict_resume):
   sample_fn = None if task.sample is None else jax.jit(task.sample, static_argnums=2)
   stacked_batch_sharding = sharding.batch_sharding(mesh, 1)
   sample_metrics = None
-  if is_chief and tuple(config.eval.get("sample_metrics", ()) or ()):
+  if tuple(config.eval.get("sample_metrics", ()) or ()):  # every process: they share the work
     network, convert = scoring.feature_network_for(config.eval.feature_network, spec)
     sample_metrics = training_metrics.make_sample_metrics(config.eval, network, convert, test_ds.data, sample_fn)
   metrics_key = jax.random.fold_in(key, 5)  # not from the split above: the other streams stay as they were
@@ -330,8 +325,9 @@ def _train(config, workdir, mesh, train_ds, test_ds, strict_resume):
       if sample_metrics is not None and (step % config.eval.sample_metrics_every == 0 or step == t.num_steps):
         scores = sample_metrics(_local(state.eval_variables), jax.random.fold_in(metrics_key, step))
         log.write(step, scores)
-        bar.write(f"step {step}: " + ", ".join(f"{k}={v:.4g}" for k, v in scores.items()))
-      terminate = _agree(termination.requested)  # SIGTERM to any one process stops all at this step
+        if is_chief:
+          bar.write(f"step {step}: " + ", ".join(f"{k}={v:.4g}" for k, v in scores.items()))
+      terminate = across_processes.any_process(termination.requested)  # SIGTERM to any one process stops all at this step
       if step % t.save_every == 0 or step == t.num_steps or terminate:
         checkpoint.save(manager, step, state)
       if terminate:

@@ -68,7 +68,8 @@ def load_domain_classifier(workdir: str, step: int | None = None,
 
 
 def feature_network_for(name, spec):
-  """(FeatureNetwork, convert) where convert maps the task's samples to the network's input."""
+  """(FeatureNetwork, convert) where convert maps the task's samples to the network's input; the network
+  runs on this process's devices (on many processes each featurizes its own chunks)."""
   if name == "identity":
     return training_metrics.identity_network(spec), lambda x: x
   if name.startswith("classifier:"):
@@ -79,7 +80,7 @@ def feature_network_for(name, spec):
                        f"{spec.name} {spec.event_shape}, {spec.num_levels} levels")
     return classifier.feature_network(), lambda x: x
   if name == "inception":
-    network = features.inception_network()
+    network = features.inception_network(devices=jax.local_devices())  # each process its own share
     if spec.num_levels == 256:
       return network, lambda x: x
     return network, lambda x: image_folder.levels_to_8bit(x, spec.num_levels)

@@ -18,6 +18,7 @@ import numpy as np
 
 from gen_jax import checks
 from gen_jax.data.batching import padded_batches
+from gen_jax.eval import across_processes as across_processes_lib
 from gen_jax.eval import resize as resize_lib
 from gen_jax.eval import statistics as statistics_lib
 from gen_jax.eval.inception_weights import load_inception
@@ -81,27 +82,59 @@ def iterate_features(network, images, batch_size=50, outputs=None):
   checks.check_positive_int(batch_size, "batch_size")
   outputs = network.outputs if outputs is None else _check_outputs(network, outputs)
   for batch, num_real in _batches(images, batch_size):
-    resize_lib.check_images(batch)
-    out = network.apply(batch)
-    yield {name: np.asarray(out[name])[:num_real] for name in outputs}
+    yield _apply(network, batch, outputs, num_real)
 
 
-def extract_features(network, images, batch_size=50, outputs=None):
-  """Outputs of `network` on uint8 images (an array [N, H, W, C] or an iterable of such arrays)."""
-  parts = list(iterate_features(network, images, batch_size, outputs))
+def _apply(network, batch, outputs, num_real):
+  resize_lib.check_images(batch)
+  out = network.apply(batch)
+  return {name: np.asarray(out[name])[:num_real] for name in outputs}
+
+
+def extract_features(network, images, batch_size=50, outputs=None, across_processes=False):
+  """Outputs of `network` on uint8 images (an array [N, H, W, C] or an iterable of such arrays).
+
+  `across_processes`: every process of a multi-process job calls this with the same images; batch c is
+  run by process c mod P alone and the outputs are gathered in order (`across_processes.map_chunks`),
+  so every process returns all of them, equal to a one-process call. `network` must then run on the
+  process's own devices (e.g. `inception_network(devices=jax.local_devices())`).
+  """
+  if across_processes:
+    checks.check_positive_int(batch_size, "batch_size")
+    outputs = network.outputs if outputs is None else _check_outputs(network, outputs)
+    batches = list(_batches(images, batch_size))
+    if not batches:
+      raise ValueError("no images given: expected at least one uint8 [N, H, W, C] image")
+    padded = across_processes_lib.map_chunks(lambda c: _apply(network, batches[c][0], outputs, batch_size),
+                                             len(batches))
+    parts = [{name: out[name][:num_real] for name in out} for out, (_, num_real) in zip(padded, batches)]
+  else:
+    parts = list(iterate_features(network, images, batch_size, outputs))
   if not parts:
     raise ValueError("no images given: expected at least one uint8 [N, H, W, C] image")
   return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
 
 
-def feature_statistics(network, images, batch_size=50, output="features"):
-  """Mean and covariance (float64) of one output over all images, accumulated batch by batch."""
+def feature_statistics(network, images, batch_size=50, output="features", across_processes=False):
+  """Mean and covariance (float64) of one output over all images, accumulated batch by batch.
+
+  `across_processes`: every process of a multi-process job calls this with the same images; each folds
+  only its batches (c mod P) into its running statistics, which are gathered and merged once
+  (`across_processes.gather_statistics`); every process returns the statistics of all images.
+  """
+  checks.check_positive_int(batch_size, "batch_size")
   _check_outputs(network, [output])
-  state = None
-  for out in iterate_features(network, images, batch_size, [output]):
-    if state is None:
-      state = statistics_lib.init_statistics(out[output].shape[1])
-    state = statistics_lib.update_statistics(state, out[output])
-  if state is None:
+  state, first = None, None
+  for c, (batch, num_real) in enumerate(_batches(images, batch_size)):
+    first = first or (batch, num_real)
+    if across_processes and c % jax.process_count() != jax.process_index():
+      continue
+    features = _apply(network, batch, [output], num_real)[output]
+    state = statistics_lib.update_statistics(state or statistics_lib.init_statistics(features.shape[1]), features)
+  if first is None:
     raise ValueError("no images given: expected at least one uint8 [N, H, W, C] image")
+  if across_processes:
+    if state is None:  # fewer batches than processes: this one sends no features, of the right dimension
+      state = statistics_lib.init_statistics(_apply(network, first[0], [output], first[1])[output].shape[1])
+    state = across_processes_lib.gather_statistics(state)
   return statistics_lib.finalize_statistics(state)

@@ -62,16 +62,24 @@ def update_statistics(stats_state: StatisticsState, features_batch) -> Statistic
   if batch.shape[1] != dim:
     raise ValueError(f"features_batch must have shape [B, {dim}] (the statistics' dimension), "
                      f"got {batch.shape}")
-  num_batch = batch.shape[0]
-  if num_batch == 0:
+  if batch.shape[0] == 0:
     return stats_state
   mean_batch = batch.mean(axis=0)
   centred = batch - mean_batch
-  m2_batch = centred.T @ centred
-  num = stats_state.num + num_batch
-  delta = mean_batch - stats_state.mean
-  mean = stats_state.mean + delta * (num_batch / num)
-  m2 = stats_state.m2 + m2_batch + np.outer(delta, delta) * (stats_state.num * num_batch / num)
+  return merge_statistics(stats_state, StatisticsState(num=batch.shape[0], mean=mean_batch, m2=centred.T @ centred))
+
+
+def merge_statistics(a: StatisticsState, b: StatisticsState) -> StatisticsState:
+  """The running statistics of two sets of features together (the pairwise update above)."""
+  if a.mean.shape != b.mean.shape:
+    raise ValueError(f"only statistics of features of one dimension merge, got means of shape {a.mean.shape} "
+                     f"and {b.mean.shape}")
+  num = a.num + b.num
+  if num == 0:
+    return a
+  delta = b.mean - a.mean
+  mean = a.mean + delta * (b.num / num)
+  m2 = a.m2 + b.m2 + np.outer(delta, delta) * (a.num * b.num / num)
   return StatisticsState(num=num, mean=mean, m2=m2)
 
 

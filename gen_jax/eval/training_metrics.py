@@ -19,6 +19,7 @@ import time
 import jax
 import numpy as np
 
+from gen_jax.eval import across_processes
 from gen_jax.eval import features as features_lib
 from gen_jax.eval import sample_quality
 
@@ -51,9 +52,10 @@ def identity_network(spec):
 
 
 def draw_samples(sample_fn, params, key, num, chunk):
-  """`num` samples drawn `chunk` at a time (one compilation), chunk i with key fold_in(key, i)."""
-  return np.concatenate([np.asarray(sample_fn(params, jax.random.fold_in(key, i), chunk))
-                         for i in range(-(-num // chunk))])[:num]
+  """`num` samples drawn `chunk` at a time (one compilation), chunk i with key fold_in(key, i); on many
+  processes each draws its chunks (i mod P) and every process gets all of them (`across_processes`)."""
+  return np.concatenate(across_processes.map_chunks(
+      lambda i: np.asarray(sample_fn(params, jax.random.fold_in(key, i), chunk)), -(-num // chunk)))[:num]
 
 
 def make_sample_metrics(eval_config, network, convert, test_data, sample_fn):
@@ -63,6 +65,11 @@ def make_sample_metrics(eval_config, network, convert, test_data, sample_fn):
   task's samples to its input (`gen_jax.drivers.scoring.feature_network_for` builds both);
   `sample_fn(params, key, num)` is the task's (jitted) sampler; samples are drawn in chunks of
   `eval_config.num_samples` (the grid size, so its compilation is shared) until M are drawn.
+
+  On many processes every process builds this and calls `score` together: the test split's features
+  and the samples' chunks are shared out over the processes (chunk i with key fold_in(key, i), on
+  process i mod P, featurized there by `network`, which must run on the process's own devices) and
+  gathered once, so every process returns what one process would.
   """
   metrics = tuple(eval_config.get("sample_metrics", ()) or ())
   if not metrics:
@@ -71,16 +78,27 @@ def make_sample_metrics(eval_config, network, convert, test_data, sample_fn):
     raise ValueError("eval.sample_metrics needs a model that samples; this task has no sampler")
   real = features_lib.extract_features(network, convert(np.asarray(test_data)),
                                        batch_size=eval_config.feature_batch_size,
-                                       outputs=sample_quality.needed_outputs(metrics, for_real=True)) \
+                                       outputs=sample_quality.needed_outputs(metrics, for_real=True),
+                                       across_processes=True) \
       if network.name != "identity" else {"features": np.asarray(test_data, np.float32)}
   num, chunk = eval_config.sample_metrics_num_samples, eval_config.num_samples
+  outputs = sample_quality.needed_outputs(metrics, for_real=False)
+
+  def chunk_features(params, key):
+    samples = np.asarray(sample_fn(params, key, chunk))
+    finite = bool(np.all(np.isfinite(samples.astype(np.float64))))
+    if network.name == "identity":
+      return {"features": samples.astype(np.float32)}, finite
+    if not finite:  # the network would refuse them; zeros keep the shapes every process gathers
+      samples = np.zeros_like(samples)
+    return features_lib.extract_features(network, convert(samples), eval_config.feature_batch_size, outputs), finite
 
   def score(params, key):
     start = time.perf_counter()
-    samples = draw_samples(sample_fn, params, key, num, chunk)
-    if not np.all(np.isfinite(samples.astype(np.float64))):
+    parts = across_processes.map_chunks(lambda i: chunk_features(params, jax.random.fold_in(key, i)), -(-num // chunk))
+    if not all(finite for _, finite in parts):
       raise FloatingPointError("non-finite samples: sample-quality metrics cannot be computed")
-    fake = {"features": samples.astype(np.float32)} if network.name == "identity" else convert(samples)
+    fake = {name: np.concatenate([features[name] for features, _ in parts])[:num] for name in parts[0][0]}
     values = sample_quality.sample_quality(network, real, fake, metrics, batch_size=eval_config.feature_batch_size,
                                            kid_subset_size=min(1000, num))
     values["seconds"] = time.perf_counter() - start
