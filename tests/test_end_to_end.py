@@ -45,22 +45,24 @@ def test_spline_flow_on_eight_gaussians_approaches_the_true_nll(tmp_path):
                          ids=["glow", "realnvp", "nsf"])
 def test_image_flow_on_digits_trains_resumes_and_loads(tmp_path, make_config):
   config = make_config("cpu") if make_config is not quickstart.get_config else make_config()
-  config.train.num_steps = 300
-  _every(config, 150)
+  # 100 steps reach 2.3-2.6 bits/dim (measured: realnvp 3.53 at step 50, 2.45 at 100; nsf 2.71, 2.34;
+  # glow 3.20, 2.62), below the bound asserted; the steps dominate this test's time (~0.2 s each, batch 128).
+  config.train.num_steps = 100
+  _every(config, 50)
   loop.train_and_evaluate(config, str(tmp_path))
   evals = _evals(tmp_path)
   uniform_bpd = np.log2(17)  # a uniform distribution over the 17 levels
   assert evals[-1]["eval/bpd"] < 0.8 * uniform_bpd and evals[-1]["eval/bpd"] < evals[0]["eval/bpd"]
 
-  # Resume with more steps: starts from the checkpoint at step 300.
-  config.train.num_steps = 450
+  # Resume with more steps: starts from the checkpoint at step 100.
+  config.train.num_steps = 150
   loop.train_and_evaluate(config, str(tmp_path))
   steps = [m["step"] for m in _evals(tmp_path)]
-  assert steps == [150, 300, 450]
+  assert steps == [50, 100, 150]
 
   # load_run scores the test split exactly as the run's own evaluation did (EMA params, same key).
   run = gen_jax.load_run(str(tmp_path))
-  assert run.step == 450
+  assert run.step == 150
   eval_key = jax.random.split(jax.random.key(config.seed), 4)[2]
   mesh = sharding.make_mesh(jax.devices()[:1])
   again = loop.evaluate(run.task, run.all_params, load_dataset("digits", "test"), config.eval.batch_size,
