@@ -46,19 +46,19 @@ def _load_toy2d(name: str, density: str, split: str) -> Dataset:
   return Dataset(data=data, labels=None, spec=DataSpec(name, (2,), None, "vector"))
 
 
-def _load_tfds_images(name: str, split: str, data_dir: str | None) -> Dataset:
+def _load_tfds_images(name: str, split: str, data_dir: str | None, in_memory: bool | None) -> Dataset:
   base = name.split("/")[0].split(":")[0]
   if base not in LOCAL_BUILDERS and base not in tfds.list_builders(with_community_datasets=False):
     raise ValueError(f"unknown dataset {name!r}; expected one of {known_names()} or a TFDS dataset "
                      "name (tfds.list_builders(), e.g. 'mnist', 'cifar10')")
   num_levels = getattr(tfds.builder_cls(base), "NUM_LEVELS", DEFAULT_NUM_LEVELS)
-  images, labels, _ = tfds_images.read_image_split(name, split, data_dir)
+  images, labels, _ = tfds_images.read_image_split(name, split, data_dir, in_memory=in_memory)
   spec = DataSpec(name, images.shape[1:], num_levels, "image")
   return Dataset(data=images, labels=labels, spec=spec)  # Dataset checks dtype, rank and range
 
 
-def load_dataset(name: str, split: str, data_dir: str | None = None) -> Dataset:
-  """Loads split `split` of dataset `name` into memory.
+def load_dataset(name: str, split: str, data_dir: str | None = None, in_memory: bool | None = True) -> Dataset:
+  """Loads split `split` of dataset `name` into memory (or, for TFDS images, opens it record by record).
 
   Args:
     name: 'digits', 'mnist_split', 'toy2d/<density>', 'npz:<path>' or any TFDS image dataset name.
@@ -66,6 +66,10 @@ def load_dataset(name: str, split: str, data_dir: str | None = None) -> Dataset:
       also has 'validation').
     data_dir: TFDS data dir; None for TFDS's default ($TFDS_DATA_DIR or ~/tensorflow_datasets).
       Unused for toy2d.
+    in_memory: for TFDS images: True reads the split into memory; False gives `data` and `labels`
+      as `records.RecordColumn`s that read only the records indexed (one process's rows of a batch);
+      None chooses records on a multi-process job or for a split over 4 GiB. toy2d and npz data are
+      in memory in any case.
 
   Returns:
     A `Dataset`: uint8 [N, H, W, C] images with int64 labels (checked: values < num_levels), or
@@ -81,4 +85,4 @@ def load_dataset(name: str, split: str, data_dir: str | None = None) -> Dataset:
     return _load_toy2d(name, name[len("toy2d/"):], split)
   if name.startswith(arrays.NPZ_PREFIX):
     return arrays.load_npz_split(name, split)
-  return _load_tfds_images(name, split, data_dir)
+  return _load_tfds_images(name, split, data_dir, in_memory)

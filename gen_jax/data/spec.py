@@ -1,4 +1,4 @@
-"""What a dataset is: `DataSpec` (static, hashable description) and `Dataset` (arrays in memory).
+"""What a dataset is: `DataSpec` (static, hashable description) and `Dataset` (arrays, or records read on demand).
 
 `DataSpec` is what models and objectives need to know about the data and is safe to close over in a
 `jax.jit`-compiled step (frozen, hashable). `Dataset` holds the numpy arrays:
@@ -15,6 +15,7 @@ from typing import Literal
 import numpy as np
 
 from gen_jax import checks
+from gen_jax.data.records import RecordColumn
 
 Kind = Literal["image", "vector"]
 
@@ -55,11 +56,12 @@ class DataSpec:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Dataset:
-  """Arrays of one split, in memory.
+  """Arrays of one split, in memory (or, for a large or multi-process split, records read on demand).
 
   Attributes:
-    data: uint8 [N, H, W, C] (images) or float32 [N, D] (vectors).
-    labels: int64 [N] class labels, or None.
+    data: uint8 [N, H, W, C] (images) or float32 [N, D] (vectors); or a `records.RecordColumn` that
+      reads the rows indexed (checked as they are read).
+    labels: int64 [N] class labels (or their `RecordColumn`), or None.
     spec: the static `DataSpec`.
   """
   data: np.ndarray
@@ -67,8 +69,13 @@ class Dataset:
   spec: DataSpec
 
   def __post_init__(self):
-    check_examples(self.data, self.spec, name=f"{self.spec.name} data")
-    checks.check_nonempty_batch(self.data, f"{self.spec.name} data")
+    name = f"{self.spec.name} data"
+    if isinstance(self.data, RecordColumn):  # never read whole: the values are checked as records are read
+      check_examples(np.empty((0,) + self.data.shape[1:], self.data.dtype), self.spec, name)
+      object.__setattr__(self, "data", self.data.with_check(lambda x: check_examples(x, self.spec, name)))
+    else:
+      check_examples(self.data, self.spec, name)
+    checks.check_nonempty_batch(self.data, name)
     if self.labels is not None and self.labels.shape != (self.data.shape[0],):
       raise ValueError(f"{self.spec.name} labels must have shape ({self.data.shape[0]},), "
                        f"got {self.labels.shape}")

@@ -1,4 +1,4 @@
-"""Read an image split of any TFDS dataset into memory through `tfds.data_source` (no tf.data).
+"""Read an image split of any TFDS dataset through `tfds.data_source` (no tf.data): into memory, or by record.
 
 `tfds.data_source` gives random access to array_record files, so this needs no tensorflow for
 reading: `tfds.features.Tensor` images decode with numpy, `tfds.features.Image` images (mnist,
@@ -12,11 +12,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import jax
 import numpy as np
 import tensorflow_datasets as tfds
 
-# Refuse to read more than this into memory; larger datasets should be streamed from the
-# `tfds.data_source` directly.
+from gen_jax.data.records import RecordColumn, RecordReader
+
+# Refuse to read more than this into memory; larger splits are read record by record (`records.py`).
 MAX_IN_MEMORY_BYTES = 4 * 2**30
 _CHUNK = 4096
 
@@ -36,8 +38,9 @@ def _image_and_label_keys(info: tfds.core.DatasetInfo) -> tuple[str, str | None]
 def read_image_split(name: str, split: str, data_dir: str | None = None,
                      builder_kwargs: dict[str, Any] | None = None,
                      download_and_prepare_kwargs: dict[str, Any] | None = None,
-                     ) -> tuple[np.ndarray, np.ndarray | None, tfds.core.DatasetInfo]:
-  """Reads split `split` of TFDS dataset `name` fully into memory.
+                     in_memory: bool | None = True,
+                     ) -> tuple[np.ndarray | RecordColumn, np.ndarray | RecordColumn | None, tfds.core.DatasetInfo]:
+  """Reads split `split` of TFDS dataset `name` fully into memory, or opens it to be read record by record.
 
   Args:
     name: TFDS name, e.g. 'mnist', 'cifar10', 'digits' (with optional '/config' or ':version').
@@ -45,6 +48,9 @@ def read_image_split(name: str, split: str, data_dir: str | None = None,
     data_dir: TFDS data dir; None for TFDS's default ($TFDS_DATA_DIR or ~/tensorflow_datasets).
     builder_kwargs: passed to the builder's constructor.
     download_and_prepare_kwargs: passed to `download_and_prepare` (e.g. a `download_config`).
+    in_memory: True: read every record now (at most MAX_IN_MEMORY_BYTES of images); False: return
+      `records.RecordColumn`s that read only the records indexed (`records.py`); None: records when
+      the images exceed MAX_IN_MEMORY_BYTES or the job has many processes (each reads only its rows).
 
   Returns:
     (images uint8 [N, H, W, C], labels int64 [N] or None, the dataset's `DatasetInfo`). The images
@@ -63,10 +69,16 @@ def read_image_split(name: str, split: str, data_dir: str | None = None,
                      f"{feature.np_dtype}, expected a fixed (H, W, C) uint8 image")
   num = len(source)
   nbytes = num * math.prod(shape)
+  if in_memory is None:
+    in_memory = nbytes <= MAX_IN_MEMORY_BYTES and jax.process_count() == 1
+  if not in_memory:
+    reader = RecordReader(source)
+    return (RecordColumn(reader, image_key, shape, np.uint8),
+            RecordColumn(reader, label_key, (), np.int64) if label_key else None, info)
   if nbytes > MAX_IN_MEMORY_BYTES:
     raise ValueError(f"{name}[{split}] holds {nbytes / 2**30:.1f} GiB of images, more than "
-                     f"MAX_IN_MEMORY_BYTES = {MAX_IN_MEMORY_BYTES / 2**30:.1f} GiB; read it with "
-                     "tfds.data_source(...) in batches instead")
+                     f"MAX_IN_MEMORY_BYTES = {MAX_IN_MEMORY_BYTES / 2**30:.1f} GiB; read it record by record "
+                     "with in_memory=False (or None)")
   images = np.empty((num,) + shape, np.uint8)
   labels = np.empty((num,), np.int64) if label_key else None
   for start in range(0, num, _CHUNK):

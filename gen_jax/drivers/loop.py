@@ -13,7 +13,8 @@ A run is a pure function of its config: batch `s` is drawn by `batch_indices(s, 
 at any moment and restarted from its last checkpoint ends with the same params as an uninterrupted run.
 
 On many processes (after `gen_jax.drivers.distributed.initialize`) the Mesh spans every process's
-devices: each process reads only its rows of batch `s` and of each evaluation batch, which
+devices: each process reads only its rows of batch `s` (from the split's records, `data.records`) and
+of each evaluation batch, which
 `jax.make_array_from_process_local_data` assembles into the global batch (the config's size, the same
 examples for any process count); every process takes part in each step, evaluation and checkpoint
 (Orbax's multi-process save and restore) and draws and featurizes its share of the sample metrics'
@@ -140,7 +141,8 @@ def load_data(config: ml_collections.ConfigDict, train_data=None, test_data=None
   if (train_data is None) != (test_data is None):
     raise ValueError("give both train_data and test_data (your own data), or neither (config.data.name)")
   if train_data is None:
-    return (data_lib.load_dataset(config.data.name, "train", config.data.data_dir),
+    # the train split by record where each process needs only its rows (many processes, or a large split)
+    return (data_lib.load_dataset(config.data.name, "train", config.data.data_dir, in_memory=None),
             data_lib.load_dataset(config.data.name, "test", config.data.data_dir))
   train, test = (d if isinstance(d, data_lib.Dataset) else data_lib.dataset_from_arrays(d, name=f"arrays ({split})")
                  for d, split in ((train_data, "train"), (test_data, "test")))
