@@ -235,7 +235,7 @@ if num > 1:
   distributed.initialize(coordinator_address=f"127.0.0.1:{{port}}", num_processes=num, process_id=index)
 import jax, jax.numpy as jnp, ml_collections, numpy as np
 from gen_jax.data import load_dataset
-from gen_jax.eval import across_processes, features, training_metrics
+from gen_jax.eval import across_processes, features, likelihood, training_metrics
 images = load_dataset("digits", "test").data  # 297 real images, uint8 [297, 8, 8, 1]
 projection = np.random.default_rng(0).normal(size=(64, 12)).astype(np.float32)
 network = features.FeatureNetwork("projection", lambda x: {{
@@ -253,18 +253,25 @@ stats = features.feature_statistics(network, images, batch_size=40, across_proce
 few = features.feature_statistics(network, images[:30], batch_size=40, across_processes=True)  # 1 batch, 2 processes
 extracted = features.extract_features(network, images, batch_size=40, across_processes=True)
 chunks = across_processes.map_chunks(lambda c: {{"c": np.int64(c) * 2**40, "x": np.full(3, c / 7)}}, 5)
+def log_likelihood(batch, rng):  # a factorized categorical over 17 levels, with noise keyed by the batch
+  x = jnp.reshape(batch, (batch.shape[0], -1)).astype(jnp.float32)
+  return jnp.sum(-jnp.log(17.0) - 0.01 * x, axis=1) + jax.random.normal(rng, (batch.shape[0],))
+report = likelihood.evaluate_likelihood(log_likelihood, images, rng=jax.random.key(3), batch_size=64, num_dims=64,
+                                        across_processes=True)
 np.savez({out!r}, mu=stats.mu, sigma=stats.sigma, num=stats.num, few_mu=few.mu, few_sigma=few.sigma,
          features=extracted["features"], logits=extracted["logits"], drawn=drawn,
          scores=[scores[k] for k in sorted(scores) if k != "sample/seconds"],
          chunks_c=[c["c"] for c in chunks], chunks_x=np.stack([c["x"] for c in chunks]),
-         mine=list(across_processes.own_chunks(5)))
+         mine=list(across_processes.own_chunks(5)),
+         likelihood=[report.nll_nats, report.nll_stderr, report.bits_per_dim, report.num_examples])
 """
 
 
 @pytest.mark.slow
-def test_feature_statistics_features_and_sample_metrics_of_two_processes_equal_one_process(tmp_path):
+def test_feature_statistics_features_sample_metrics_and_bits_per_dim_of_two_processes_equal_one_process(tmp_path):
   """`gen_jax.eval` shared out over 2 processes: each computes only its chunks (c mod 2), and the gathered
-  statistics, features and sample metrics equal one process's (digits' test split, a fixed feature network)."""
+  statistics, features, sample metrics and test bits/dim equal one process's (digits' test split, a fixed
+  feature network and log-likelihood)."""
   port, procs = _free_port(), []
   for name, num in (("one", 1), ("two", 2)):
     for i in range(num):
@@ -278,9 +285,10 @@ def test_feature_statistics_features_and_sample_metrics_of_two_processes_equal_o
   one, two = (np.load(tmp_path / f"{name}.npz") for name in ("one0", "two0"))
   other = np.load(tmp_path / "two1.npz")
   for got in (two, other):  # every process holds the whole result
-    for key in ("mu", "sigma", "num", "few_mu", "few_sigma", "features", "logits", "scores", "chunks_c", "chunks_x"):
+    for key in ("mu", "sigma", "num", "few_mu", "few_sigma", "features", "logits", "scores", "chunks_c", "chunks_x",
+                "likelihood"):
       np.testing.assert_allclose(got[key], one[key], rtol=1e-12, atol=1e-14, err_msg=key)
-  assert one["num"] == 297 and np.all(one["chunks_c"] == np.arange(5) * 2**40)  # 8-byte values arrive whole
+  assert one["num"] == 297 and one["likelihood"][3] == 297 and np.all(one["chunks_c"] == np.arange(5) * 2**40)  # 8-byte values arrive whole
   assert list(two["mine"]) == [0, 2, 4] and list(other["mine"]) == [1, 3]
   # 150 samples in chunks of 32: 5 chunks, drawn 3 by process 0 and 2 by process 1, each once
   assert len(one["drawn"]) == 5 and len(two["drawn"]) == 3 and len(other["drawn"]) == 2

@@ -21,6 +21,7 @@ import numpy as np
 from gen_jax import checks
 from gen_jax.data import batching
 from gen_jax.data import levels
+from gen_jax.eval import across_processes as across_processes_lib
 
 # name -> (what it computes, how it relates to the true log-likelihood log P(x))
 ESTIMATORS = {
@@ -64,11 +65,14 @@ def check_estimator(name: str, available) -> None:
 
 
 def evaluate_likelihood(log_likelihood, data, *, rng, batch_size: int = 500, num_dims: int | None = None,
-                        estimator: str = "exact") -> LikelihoodReport:
-  """Runs `log_likelihood(batch, rng) -> [B] nats` over `data` [N, ...].
+                        estimator: str = "exact", across_processes: bool = False) -> LikelihoodReport:
+  """Runs `log_likelihood(batch, rng) -> [B] nats` over `data` [N, ...] (batch i with key fold_in(rng, i)).
 
   Args:
     num_dims: dimensions per example for bits/dim (discrete data); None for continuous data.
+    across_processes: every process of a multi-process job calls this with the same data; batch i runs
+      on process i mod P alone (`log_likelihood` on that process's devices) and the values are gathered
+      once (`across_processes.map_chunks`), so every process returns the one-process report.
   """
   checks.check_positive_int(batch_size, "batch_size")
   if len(data) == 0:
@@ -76,11 +80,10 @@ def evaluate_likelihood(log_likelihood, data, *, rng, batch_size: int = 500, num
   batches = list(batching.padded_batches(data, batch_size))
   # Compiled ahead of the timed loop (every batch has the same shape), without running a batch twice.
   fn = jax.jit(log_likelihood).lower(batches[0][0], rng).compile()
-  values = []
+  run = lambda i: np.asarray(fn(batches[i][0], jax.random.fold_in(rng, i)), np.float64)
   start = time.perf_counter()
-  for i, (batch, mask) in enumerate(batches):
-    out = np.asarray(fn(batch, jax.random.fold_in(rng, i)), np.float64)
-    values.append(out[mask > 0])
+  outs = across_processes_lib.map_chunks(run, len(batches)) if across_processes else map(run, range(len(batches)))
+  values = [out[mask > 0] for out, (_, mask) in zip(outs, batches)]
   seconds = time.perf_counter() - start
   log_likelihoods = np.concatenate(values)
   if not np.all(np.isfinite(log_likelihoods)):
