@@ -24,6 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gen_jax import checks
+from gen_jax.data.levels import check_levels
 from gen_jax.models.diffusion import probability_flow
 
 
@@ -88,8 +90,9 @@ def probability_flow_log_likelihood(model, variables, x: jax.Array, rng: jax.Arr
   dequantize_rng, noise_rng = jax.random.split(rng)
   if model.num_levels is None:
     z_0 = model.apply(variables, x, method=model.to_model_space)
-  else:
-    model.apply(variables, x, method=model.to_model_space)  # checks x
+  else:  # to_model_space's checks, then a uniformly dequantized point in x's bin (not its centre)
+    checks.check_event_shape(x, tuple(model.event_shape), "x")
+    check_levels(x, model.num_levels)
     z_0 = probability_flow.dequantized_start(dequantize_rng, x, model.num_levels)
   denoise = lambda z, t: model.apply(variables, z, t, labels=labels, method=model.denoise)
   schedule = lambda t: model.apply(variables, t, method=model.log_snr_and_derivative)
