@@ -1,8 +1,9 @@
 """Data: TFDS-based image datasets, toy 2-D densities with known log-density, dequantization.
 
-  load_dataset(name, split, data_dir=None) -> Dataset        the one entry point for training
+  load_dataset(name, split, data_dir=None, in_memory=True) -> Dataset   the one entry point for training
+                                                             (in_memory=False: records read on indexing)
   dataset_from_arrays(data, labels, num_levels) -> Dataset   a researcher's own arrays (also 'npz:PATH')
-  DataSpec, Dataset                                          static spec / in-memory arrays
+  DataSpec, Dataset                                          static spec / arrays (or records.RecordColumn)
   batch_indices, padded_batches                              resumable sampling / masked eval batches
   levels (module): discrete levels <-> model spaces ([-1, 1] centres, [0, 1] bins), bits_per_dim
   dequantize (module): uniform_dequantize, discrete_log_likelihood, ...

@@ -15,7 +15,9 @@ Memorization (memorization.py, on features): data_copying_test (C_T), authentici
 Outliers (outlier.py): auroc of a score, typicality_scores (the typicality test).
 Latent space: path_length.perceptual_path_length(generate, sample_latents, rng, num);
   latent_structure.py: linear_probe_accuracy, clustering_agreement (NMI, ARI of k-means).
-During training: training_metrics.py. Everything here takes arrays and feature functions and imports no
+During training: training_metrics.py. Many processes (after jax.distributed.initialize): extract_features,
+  feature_statistics, evaluate_likelihood take across_processes=True (chunk c on process c mod P, gathered
+  once: across_processes.py), as the training loop's sample metrics do. Everything here takes arrays and feature functions and imports no
 model family, run or loop; loading runs and the command lines are the driver layer's (gen_jax.drivers,
 gen_jax.cli).
 """
