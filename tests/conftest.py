@@ -18,3 +18,18 @@ def run_python(args, env_extra=None, timeout=600, **kwargs):
 def tfds_data_dir(tmp_path_factory):
   """One TFDS data_dir for the session, so the local builders are prepared once."""
   return str(tmp_path_factory.mktemp("tensorflow_datasets"))
+
+
+@pytest.fixture
+def quick_compile():
+  """XLA without its expensive optimization passes (`jax_disable_most_optimizations`) for one test, then as
+  it was: for a test of tiny networks trained a few steps that compiles many programs and runs each briefly,
+  where compiling is most of its time on CPU (test_diffusion_task's tiny run: 75 s -> 45 s). The programs
+  compute the same functions (float32 rounding may differ); not for tests whose time is their steps."""
+  import jax  # pylint: disable=import-outside-toplevel (importing jax here, not at collection)
+  previous = jax.config.read("jax_disable_most_optimizations")
+  jax.config.update("jax_disable_most_optimizations", True)
+  try:
+    yield
+  finally:
+    jax.config.update("jax_disable_most_optimizations", previous)
