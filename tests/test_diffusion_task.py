@@ -44,7 +44,7 @@ def test_configs_build_and_know_their_variants():
   assert diffusion_toy2d.get_config("checkerboard,cpu").data.name == "toy2d/checkerboard"
 
 
-def test_a_tiny_digits_run_trains_writes_figures_and_reports_likelihoods(tmp_path):
+def test_a_tiny_digits_run_trains_writes_figures_and_reports_likelihoods(tmp_path, quick_compile):
   config = tiny(vdm_digits.get_config("cpu"))
   # The smallest U-Net (one level): the run compiles it in six programs (train, eval, sampler,
   # figures, two estimators), which dominates this test's time on CPU.
