@@ -191,7 +191,7 @@ def test_configs_and_refusals():
   assert ddpm.model.prediction == "eps"
 
 
-def test_a_tiny_edm_digits_run_trains_and_samples(tmp_path):
+def test_a_tiny_edm_digits_run_trains_and_samples(tmp_path, quick_compile):
   config = tiny(edm_digits.get_config("cpu"), num_steps=3)
   config.model.update(channels=8, num_groups=4, channel_multipliers=(1,), attention_resolutions=())
   config.diffusion.sample_steps = 3
