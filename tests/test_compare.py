@@ -23,7 +23,7 @@ TINY = {  # the smallest networks of each family's digits config
 
 
 @pytest.mark.slow
-def test_every_family_on_digits_in_one_report(tmp_path):
+def test_every_family_on_digits_in_one_report(tmp_path, quick_compile):
   rows = compare.compare("digits", str(tmp_path), examples=32, batch_size=16, num_samples=40, seeds=(0, 1),
                          overrides=TINY, fid_nfe_steps=(2, 9, 10))
   assert list(rows) == ["flow", "vae", "diffusion", "gan", "autoregressive", "energy"]
