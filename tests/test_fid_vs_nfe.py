@@ -20,7 +20,7 @@ TINY = {
 
 
 @pytest.mark.slow
-def test_every_sampler_on_digits_in_one_report(tmp_path):
+def test_every_sampler_on_digits_in_one_report(tmp_path, quick_compile):
   report = fid_vs_nfe.fid_vs_nfe("digits", str(tmp_path), examples=32, batch_size=16, num_samples=30, nfe=(4,),
                                  tolerances=(1e-1,), scales=(1.0, 3.0), overrides=TINY, log=lambda _: None)
   for name in ("classifier", "diffusion", "flow_matching", "flow_matching_ot", "flow_matching_conditional"):
