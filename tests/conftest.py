@@ -25,7 +25,9 @@ def quick_compile():
   """XLA without its expensive optimization passes (`jax_disable_most_optimizations`) for one test, then as
   it was: for a test of tiny networks trained a few steps that compiles many programs and runs each briefly,
   where compiling is most of its time on CPU (test_diffusion_task's tiny run: 75 s -> 45 s). The programs
-  compute the same functions (float32 rounding may differ); not for tests whose time is their steps."""
+  compute the same functions (float32 rounding may differ); not for tests whose time is their steps (an NSF
+  trained 150 steps took twice as long). jit's caches do not key on the flag: a function compiled during the
+  test keeps that program in later tests of the process, and one compiled before runs optimized inside it."""
   import jax  # pylint: disable=import-outside-toplevel (importing jax here, not at collection)
   previous = jax.config.read("jax_disable_most_optimizations")
   jax.config.update("jax_disable_most_optimizations", True)
