@@ -97,10 +97,10 @@ class RecordColumn:
     indices = self._indices(index)
     values = [np.asarray(example[self.key]) for example in self.reader.read(indices)]
     out = np.stack(values) if values else np.empty((0,) + self.shape[1:], self.dtype)
-    cast = out.astype(self.dtype)
-    if cast.shape[1:] != self.shape[1:]:
+    if out.shape[1:] != self.shape[1:]:
       raise ValueError(f"records' {self.key!r} have shape {out.shape[1:]}, expected {self.shape[1:]}")
-    if not np.array_equal(cast, out):
+    cast = out.astype(self.dtype, copy=False)
+    if cast is not out and not np.array_equal(cast, out):  # compared only where a cast happened
       raise ValueError(f"records' {self.key!r} ({out.dtype}) do not fit {self.dtype} exactly")
     if self.check is not None:
       self.check(cast)
